@@ -1,0 +1,1 @@
+"""Experiments: run recipes, comparison over tracked runs, and the root CLI."""

@@ -1,0 +1,36 @@
+"""The ``allystance`` command: one root app with a sub-app per noun."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from experiments.cli.common import configure_logging
+from experiments.cli.data import app as data_app
+
+app = typer.Typer(
+    name="allystance",
+    help="Topic and stance classification for news about the US-South Korea alliance.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and debug logs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors in the log."),
+) -> None:
+    """Topic and stance classification for news about the US-South Korea alliance."""
+    # The code never reaches a model hub; weights come from local folders or packages.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ctx.obj = {"debug": debug, "quiet": quiet}
+    configure_logging(debug, quiet)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,62 @@
+"""Helpers shared by the CLI's commands: one-line errors, logging and tables."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from typing import ParamSpec, TypeVar
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from labels import DatasetError, SchemaError
+from labels.stats import Table
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Errors a user can fix: printed as one line, with the traceback only under --debug.
+USER_ERRORS: tuple[type[Exception], ...] = (DatasetError, SchemaError, FileNotFoundError, ValueError)
+
+
+def debug_enabled() -> bool:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx else None
+    return bool(obj and obj.get("debug"))
+
+
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn a user-fixable exception into ``error: ...`` on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            if debug_enabled():
+                raise
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def configure_logging(debug: bool, quiet: bool = False) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def print_tables(tables: Iterable[Table], console: Console | None = None) -> None:
+    """Print tables as text; plain columns when the output is not a terminal."""
+    console = console or Console()
+    for table in tables:
+        out = RichTable(title=table.title, title_justify="left", show_edge=False, pad_edge=False)
+        for i, header in enumerate(table.headers):
+            out.add_column(str(header), justify="left" if i == 0 else "right")
+        for row in table.rows:
+            out.add_row(*(str(c) for c in row))
+        console.print(out)
+        console.print()

@@ -1,0 +1,97 @@
+"""Shared fixtures: a small valid dataset written to a temporary folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+# Hand-written, mutually distinct paragraphs covering every topic, a multi-topic and a no-topic case.
+FIXTURE_RECORDS = [
+    {
+        "id": "a1-p0",
+        "article_id": "a1",
+        "position": 0,
+        "split": "train",
+        "source": "wire-service",
+        "date": "2019-11-19",
+        "text": "The American negotiator walked out of the Seoul session after an hour, saying the allies' "
+        "split of the garrison bill had to change and that Korea could afford far more.",
+        "topics": ["cost_sharing"],
+        "stance": {"cost_sharing": "favor"},
+    },
+    {
+        "id": "a1-p1",
+        "article_id": "a1",
+        "position": 1,
+        "split": "train",
+        "source": "wire-service",
+        "date": "2019-11-19",
+        "text": "Ruling-party lawmakers answered that a fivefold jump in the payment was robbery and told "
+        "the foreign ministry not to sign anything of the kind.",
+        "topics": ["cost_sharing"],
+        "stance": {"cost_sharing": "against"},
+    },
+    {
+        "id": "b1-p0",
+        "article_id": "b1",
+        "position": 0,
+        "split": "dev",
+        "source": "nk-state-media",
+        "date": "2023-03-13",
+        "text": "Pyongyang's news agency branded the spring manoeuvres a dress rehearsal "
+        "for invasion and promised a reply the enemy would regret.",
+        "topics": ["exercises"],
+        "stance": {"exercises": "against"},
+    },
+    {
+        "id": "b1-p1",
+        "article_id": "b1",
+        "position": 1,
+        "split": "dev",
+        "source": "nk-state-media",
+        "date": "2023-03-13",
+        "text": "Photo: file",
+        "topics": [],
+        "stance": {},
+    },
+    {
+        "id": "c1-p0",
+        "article_id": "c1",
+        "position": 0,
+        "split": "test",
+        "source": "korean-daily-translated",
+        "date": "2025-09-02",
+        "text": "The defence ministry said verification of full operational capability would continue this "
+        "autumn, and that unification officials hoped to reopen military talks with the North.",
+        "topics": ["opcon", "inter_korean"],
+        "stance": {"opcon": "neutral", "inter_korean": "favor"},
+    },
+    {
+        "id": "c1-p1",
+        "article_id": "c1",
+        "position": 1,
+        "split": "test",
+        "source": "korean-daily-translated",
+        "date": None,
+        "text": "Shipyards in Ulsan and Geoje expect new repair contracts for American naval vessels next year.",
+        "topics": [],
+        "stance": {},
+    },
+]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def records() -> list[dict]:
+    return [dict(r) for r in FIXTURE_RECORDS]
+
+
+@pytest.fixture
+def dataset_file(tmp_path: Path, records: list[dict]) -> Path:
+    return write_jsonl(tmp_path / "fixture.jsonl", records)

@@ -1,0 +1,1 @@
+"""Training: data loading and splits, model families, evaluation and MLflow tracking."""
