@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/allystance data validate
 	$(BIN)/allystance data stats
+	$(BIN)/allystance train baseline --promote
+	$(BIN)/allystance evaluate --model models:/allystance@champion --split test
 
 test: $(STAMP)
 	$(BIN)/ruff check .

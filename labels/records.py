@@ -6,13 +6,15 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from labels.errors import UserError
+
 DATA_DIR = Path(__file__).with_name("data")
 DEFAULT_DATASET = DATA_DIR / "paragraphs.jsonl"
 ARTICLES_FILE = DATA_DIR / "articles.jsonl"
 SPLITS = ("train", "dev", "test")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset file cannot be read; the message names the file and line."""
 
 

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import yaml
 
+from labels.errors import UserError
+
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
 # Stance index for a topic that does not apply to a paragraph (the loss ignores it).
 NO_STANCE = -1
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError):
     """The schema file is malformed, or a label is not in the schema."""
 
 

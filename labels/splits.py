@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from labels.errors import UserError
 from labels.records import SPLITS
 
 
@@ -49,7 +50,7 @@ def assign_splits(records: Sequence[dict], settings: SplitSettings | None = None
     settings = settings or SplitSettings()
     fractions = settings.fractions
     if not all(0 < f < 1 for f in fractions.values()):
-        raise ValueError(f"split fractions must each lie in (0, 1), got {fractions}")
+        raise UserError(f"split fractions must each lie in (0, 1), got {fractions}")
 
     articles: dict[str, list[dict]] = defaultdict(list)
     for r in records:

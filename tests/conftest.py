@@ -95,3 +95,41 @@ def records() -> list[dict]:
 @pytest.fixture
 def dataset_file(tmp_path: Path, records: list[dict]) -> Path:
     return write_jsonl(tmp_path / "fixture.jsonl", records)
+
+
+def small_subset(n_train: int = 30, n_eval: int = 10) -> list[dict]:
+    """Whole articles from the shipped dataset: enough to train on in a second or two."""
+    from labels import read_records
+
+    wanted = {"train": n_train, "dev": n_eval, "test": n_eval}
+    chosen: dict[str, list[str]] = {s: [] for s in wanted}
+    records = read_records()
+    for r in records:
+        split, article = r["split"], r["article_id"]
+        if article not in chosen[split] and len(chosen[split]) < wanted[split]:
+            chosen[split].append(article)
+    keep = {a for articles in chosen.values() for a in articles}
+    return [r for r in records if r["article_id"] in keep]
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("data") / "small.jsonl", small_subset())
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def trained_baseline(small_dataset: Path, tracking_uri: str):
+    """One small baseline run shared by the tests that need a logged model."""
+    from training.baseline import train_baseline
+    from training.config import BaselineRecipe, build
+
+    recipe = build(
+        BaselineRecipe,
+        {"data": str(small_dataset), "search": {"topics.C": [1.0, 4.0], "stance.design": ["per_topic", "crossed"]}},
+    )
+    return train_baseline(recipe, tracking_uri, promote=True)

@@ -8,6 +8,8 @@ import typer
 
 from experiments.cli.common import configure_logging
 from experiments.cli.data import app as data_app
+from experiments.cli.evaluate import evaluate_command
+from experiments.cli.train import app as train_app
 
 app = typer.Typer(
     name="allystance",
@@ -17,6 +19,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
+app.command("evaluate")(evaluate_command)
 
 
 @app.callback()
@@ -28,6 +32,7 @@ def root(
     """Topic and stance classification for news about the US-South Korea alliance."""
     # The code never reaches a model hub; weights come from local folders or packages.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     ctx.obj = {"debug": debug, "quiet": quiet}
     configure_logging(debug, quiet)
 

@@ -12,14 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from labels import DatasetError, SchemaError
+from labels.errors import UserError
 from labels.stats import Table
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 # Errors a user can fix: printed as one line, with the traceback only under --debug.
-USER_ERRORS: tuple[type[Exception], ...] = (DatasetError, SchemaError, FileNotFoundError, ValueError)
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, FileNotFoundError)
 
 
 def debug_enabled() -> bool:
@@ -47,6 +47,8 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
 def configure_logging(debug: bool, quiet: bool = False) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    # MLflow's own INFO lines (database migrations, artifact downloads) are noise to a user.
+    logging.getLogger("mlflow").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def print_tables(tables: Iterable[Table], console: Console | None = None) -> None:

@@ -1,0 +1,91 @@
+"""``allystance train``: fit a model family from a recipe and track the run in MLflow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from experiments.cli.common import print_tables, user_errors
+from labels.stats import Table
+
+if TYPE_CHECKING:
+    from training.runs import TrainResult
+
+app = typer.Typer(help="Train a model family from a recipe; every run is tracked in MLflow.", no_args_is_help=True)
+RECIPES = Path(__file__).resolve().parents[1]
+
+SetOption = typer.Option(None, "--set", help="Override a recipe key, e.g. --set topics.C=8 (repeatable).")
+TrackingOption = typer.Option(
+    None, "--tracking-uri", help="MLflow tracking URI. [default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here]"
+)
+PromoteOption = typer.Option(
+    False, "--promote", help="Make this model the champion if it beats the current one on the recipe's promote_metric."
+)
+
+
+def report(result: TrainResult, seconds: float, console: Console | None = None) -> None:
+    from training.evaluate import headline
+
+    console = console or Console()
+    rows = [(name, value) for name, value in headline(result.metrics, "test_")]
+    print_tables([Table("Test split", ("metric", "value"), tuple(rows))], console)
+    promoted = "promoted to champion" if result.promoted else "not promoted"
+    if result.previous_champion is not None:
+        promoted += f" (previous champion: {result.previous_champion:.3f})"
+    console.print(
+        f"run {result.run_id}  model allystance version {result.model_version}  {promoted}  ({seconds:.1f} s)",
+        highlight=False,
+    )
+
+
+@app.command()
+@user_errors
+def baseline(
+    recipe: Path = typer.Option(RECIPES / "baseline.yaml", "--recipe", help="YAML recipe."),
+    overrides: list[str] = SetOption,
+    tracking_uri: str = TrackingOption,
+    promote: bool = PromoteOption,
+) -> None:
+    """Train the TF-IDF baseline: word and char n-grams, per-topic heads, target-conditioned stance.
+
+    Examples:
+
+        allystance train baseline --promote
+
+        allystance train baseline --set topics.model=svm --set "search={}"
+    """
+    from training.baseline import train_baseline
+    from training.config import BaselineRecipe, load_recipe
+
+    config = load_recipe(recipe, BaselineRecipe, overrides or ())
+    console = Console(stderr=True)
+    start = time.perf_counter()
+    with console.status("training") as status:
+        result = train_baseline(config, tracking_uri, promote, progress=lambda m: status.update(m))
+    report(result, time.perf_counter() - start)
+
+
+@app.command()
+@user_errors
+def rules(
+    recipe: Path = typer.Option(RECIPES / "rules.yaml", "--recipe", help="YAML recipe."),
+    overrides: list[str] = SetOption,
+    tracking_uri: str = TrackingOption,
+    promote: bool = PromoteOption,
+) -> None:
+    """Track the keyword rules (a regex list per topic, stance always neutral) as a floor to beat.
+
+    Example:
+
+        allystance train rules
+    """
+    from training.baseline import train_rules
+    from training.config import RulesRecipe, load_recipe
+
+    config = load_recipe(recipe, RulesRecipe, overrides or ())
+    start = time.perf_counter()
+    report(train_rules(config, tracking_uri, promote), time.perf_counter() - start)

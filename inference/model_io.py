@@ -1,0 +1,174 @@
+"""The saved-model format and the ``Predictor`` that every model family is used through.
+
+A saved model is a folder holding ``allystance.json`` (family, label schema and its hash,
+thresholds, preprocessing, base model) and the family's weights (``model.joblib`` for the
+scikit-learn families). Loading checks the schema hash against the installed schema and
+refuses a mismatch. ``load_predictor`` also takes MLflow model URIs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import joblib
+import numpy as np
+
+from labels import LabelSchema, load_schema
+from labels.errors import UserError
+from labels.schema import schema_from_dict
+
+logger = logging.getLogger(__name__)
+
+META_FILE = "allystance.json"
+JOBLIB_FILE = "model.joblib"
+FORMAT_VERSION = 1
+
+
+class ModelLoadError(UserError):
+    """A model cannot be loaded; the message says what to do."""
+
+
+class ScoringModel(Protocol):
+    def predict_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Topic probabilities (n x T) and stance probabilities for every topic (n x T x S)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a saved model says about itself."""
+
+    family: str
+    schema: dict
+    schema_hash: str
+    thresholds: list[float]
+    preprocessing: str = "inference.preprocess.normalize_text"
+    base_model: str | None = None
+    weights: str = JOBLIB_FILE
+    format_version: int = FORMAT_VERSION
+    created: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One paragraph's labels: topics over threshold, a stance for each, and all scores."""
+
+    topics: list[str]
+    stance: dict[str, str]
+    topic_scores: dict[str, float]
+    stance_scores: dict[str, dict[str, float]]
+
+
+class Predictor:
+    """A loaded model plus its thresholds and schema: texts in, labels out."""
+
+    def __init__(self, model: ScoringModel, meta: ModelMeta, schema: LabelSchema, source: str = ""):
+        self.model = model
+        self.meta = meta
+        self.schema = schema
+        self.source = source
+        self.thresholds = np.asarray(meta.thresholds, dtype=float)
+
+    def score(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        if len(texts) == 0:
+            n_topics, n_stances = len(self.schema.topics), len(self.schema.stance_values)
+            return np.zeros((0, n_topics)), np.zeros((0, n_topics, n_stances))
+        return self.model.predict_scores(list(texts))
+
+    def decide(self, topic_scores: np.ndarray, stance_proba: np.ndarray) -> list[Prediction]:
+        """Scores to labels: topics at or over their threshold, the likeliest stance for each."""
+        topic_ids, stances = self.schema.topic_ids, self.schema.stance_values
+        out = []
+        for scores, proba in zip(topic_scores, stance_proba, strict=True):
+            chosen = [t for t, s, th in zip(topic_ids, scores, self.thresholds, strict=True) if s >= th]
+            index = {t: i for i, t in enumerate(topic_ids)}
+            out.append(
+                Prediction(
+                    topics=chosen,
+                    stance={t: stances[int(np.argmax(proba[index[t]]))] for t in chosen},
+                    topic_scores={t: round(float(s), 6) for t, s in zip(topic_ids, scores, strict=True)},
+                    stance_scores={
+                        t: {s: round(float(p), 6) for s, p in zip(stances, proba[index[t]], strict=True)}
+                        for t in chosen
+                    },
+                )
+            )
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        return self.decide(*self.score(texts))
+
+
+def save_model(folder: str | Path, model: ScoringModel, meta: ModelMeta) -> Path:
+    """Write a model folder: ``allystance.json`` plus the weights."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if meta.weights == JOBLIB_FILE:
+        joblib.dump(model, folder / JOBLIB_FILE)
+    (folder / META_FILE).write_text(json.dumps(asdict(meta), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return folder
+
+
+def read_meta(folder: str | Path) -> ModelMeta:
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{folder} is not an allystance model folder (no {META_FILE})")
+    raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{folder}: model format {raw.get('format_version')} is not supported (expected {FORMAT_VERSION})"
+        )
+    return ModelMeta(**raw)
+
+
+def check_schema(meta: ModelMeta, schema: LabelSchema, where: str) -> None:
+    if meta.schema_hash != schema.hash:
+        saved = schema_from_dict(meta.schema)
+        raise ModelLoadError(
+            f"{where} was trained with label schema {saved.version} (hash {meta.schema_hash}) but the installed "
+            f"schema is {schema.version} (hash {schema.hash}); retrain it with 'allystance train' "
+            "or install the allystance version it was trained with"
+        )
+
+
+def load_model(folder: str | Path, schema: LabelSchema | None = None) -> Predictor:
+    """Load a model folder written by :func:`save_model`, refusing a schema mismatch."""
+    schema = schema or load_schema()
+    meta = read_meta(folder)
+    check_schema(meta, schema, str(folder))
+    if meta.weights == JOBLIB_FILE:
+        model = joblib.load(Path(folder) / JOBLIB_FILE)
+    else:
+        raise ModelLoadError(f"{folder}: unknown weights format {meta.weights!r}")
+    return Predictor(model, meta, schema, source=str(folder))
+
+
+def load_predictor(uri: str | Path, schema: LabelSchema | None = None) -> Predictor:
+    """Load a model from a local folder or any MLflow model URI (``runs:/``, ``models:/``)."""
+    path = Path(str(uri))
+    if (path / META_FILE).is_file():
+        return load_model(path, schema)
+    if (path / "MLmodel").is_file() or ":/" in str(uri):
+        import mlflow  # imported here: local folders load without touching MLflow
+
+        try:
+            pyfunc = mlflow.pyfunc.load_model(str(uri))
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{uri}: {exc}") from None
+        except mlflow.exceptions.MlflowException as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(
+                f"cannot load model {uri}: {first_line}; train one with 'allystance train baseline --promote'"
+            ) from None
+        predictor = pyfunc.unwrap_python_model().predictor
+        predictor.source = str(uri)
+        check_schema(predictor.meta, schema or load_schema(), str(uri))
+        return predictor
+    raise ModelLoadError(f"no model at {uri}: give a model folder or an MLflow URI such as models:/allystance@champion")

@@ -1,0 +1,60 @@
+"""The MLflow pyfunc wrapper: the same Predictor behind ``mlflow.pyfunc.load_model``.
+
+``predict`` takes a DataFrame with a ``text`` column (or a list of texts) and returns one
+row per text: ``topics`` (list of topic ids), and ``stance``, ``topic_scores`` and
+``stance_scores`` as JSON objects in strings, so that serving and Spark UDFs get plain
+column types.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+from inference.model_io import Prediction, load_model
+
+MODEL_ARTIFACT = "model"
+OUTPUT_COLUMNS = ("topics", "stance", "topic_scores", "stance_scores")
+
+
+def texts_from_input(model_input: Any) -> list[str]:
+    if isinstance(model_input, pd.DataFrame):
+        if "text" not in model_input.columns:
+            raise ValueError(f"input needs a 'text' column; got {list(model_input.columns)}")
+        return ["" if pd.isna(t) else str(t) for t in model_input["text"]]
+    if isinstance(model_input, pd.Series):
+        return [str(t) for t in model_input]
+    if isinstance(model_input, str):
+        return [model_input]
+    return [str(t) for t in model_input]
+
+
+def predictions_frame(predictions: list[Prediction]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "topics": [p.topics for p in predictions],
+            "stance": [json.dumps(p.stance) for p in predictions],
+            "topic_scores": [json.dumps(p.topic_scores) for p in predictions],
+            "stance_scores": [json.dumps(p.stance_scores) for p in predictions],
+        },
+        columns=list(OUTPUT_COLUMNS),
+    )
+
+
+# MLflow warns at class definition that predict has no type hints; hints would make it
+# coerce inputs itself, and this wrapper takes both DataFrames and lists on purpose.
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
+
+
+class AllystancePyfunc(mlflow.pyfunc.PythonModel):
+    """Loads the model folder logged as the ``model`` artifact."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.predictor = load_model(context.artifacts[MODEL_ARTIFACT])
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        return predictions_frame(self.predictor.predict(texts_from_input(model_input)))

@@ -1,0 +1,231 @@
+"""The TF-IDF model family: n-gram features, one-vs-rest topic heads, target-conditioned stance.
+
+The estimator lives in ``inference`` because a saved model must load without ``training``;
+the recipe, search and tracking that produce it live in ``training.baseline``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.svm import LinearSVC
+
+from inference.preprocess import normalize_text
+
+TOPIC_MODELS = ("logreg", "svm")
+STANCE_DESIGNS = ("per_topic", "crossed")
+
+
+def normalize_texts(texts: Sequence[str]) -> list[str]:
+    """Vectorised :func:`normalize_text`, at module level so pipelines pickle."""
+    return [normalize_text(t) for t in texts]
+
+
+def build_features(
+    word_ngrams: tuple[int, int] = (1, 2),
+    char_ngrams: tuple[int, int] = (2, 5),
+    min_df: int = 2,
+    max_features: int | None = None,
+    sublinear_tf: bool = True,
+) -> Pipeline:
+    """Normalisation, then word and character n-gram TF-IDF side by side."""
+    return Pipeline(
+        [
+            ("normalize", FunctionTransformer(normalize_texts)),
+            (
+                "tfidf",
+                FeatureUnion(
+                    [
+                        (
+                            "word",
+                            TfidfVectorizer(
+                                ngram_range=tuple(word_ngrams),
+                                min_df=min_df,
+                                max_features=max_features,
+                                sublinear_tf=sublinear_tf,
+                                token_pattern=r"(?u)\b\w[\w'-]*\b",
+                            ),
+                        ),
+                        (
+                            "char",
+                            TfidfVectorizer(
+                                analyzer="char_wb",
+                                ngram_range=tuple(char_ngrams),
+                                min_df=min_df,
+                                max_features=max_features,
+                                sublinear_tf=sublinear_tf,
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+        ]
+    )
+
+
+def _binary_classifier(model: str, C: float, class_weight: str | None, seed: int):
+    if model == "logreg":
+        return LogisticRegression(C=C, class_weight=class_weight, max_iter=5000, solver="liblinear", random_state=seed)
+    if model == "svm":
+        svm = LinearSVC(C=C, class_weight=class_weight, random_state=seed)
+        return CalibratedClassifierCV(svm, method="sigmoid", cv=3)
+    raise ValueError(f"unknown topic model {model!r}; expected one of {', '.join(TOPIC_MODELS)}")
+
+
+class _Constant:
+    """A 'classifier' for a column with one class in training: always that class."""
+
+    def __init__(self, label: int):
+        self.classes_ = np.array([label])
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.ones((X.shape[0], 1))
+
+
+def fit_topic_heads(X, Y: np.ndarray, model: str, C: float, class_weight: str | None, seed: int) -> list:
+    """One binary classifier per topic column of ``Y`` (n x T, 0/1)."""
+    heads = []
+    for t in range(Y.shape[1]):
+        y = Y[:, t]
+        if len(np.unique(y)) < 2:
+            heads.append(_Constant(int(y[0])))
+        else:
+            heads.append(_binary_classifier(model, C, class_weight, seed).fit(X, y))
+    return heads
+
+
+def topic_scores(heads: list, X) -> np.ndarray:
+    """Probability of each topic (n x T)."""
+    out = np.zeros((X.shape[0], len(heads)))
+    for t, head in enumerate(heads):
+        proba = head.predict_proba(X)
+        classes = list(head.classes_)
+        out[:, t] = proba[:, classes.index(1)] if 1 in classes else 0.0
+    return out
+
+
+def _cross(X, topic_index: np.ndarray, n_topics: int):
+    """Shared features plus a copy in the block of the pair's topic: [x, 0, .., x, .., 0]."""
+    blocks = [X]
+    for t in range(n_topics):
+        mask = sp.diags((topic_index == t).astype(np.float64))
+        blocks.append(mask @ X)
+    return sp.hstack(blocks, format="csr")
+
+
+def _stance_classifier(C: float, class_weight: str | None, seed: int) -> LogisticRegression:
+    return LogisticRegression(C=C, class_weight=class_weight, max_iter=5000, random_state=seed)
+
+
+def fit_stance_heads(
+    X, S: np.ndarray, n_classes: int, design: str, C: float, class_weight: str | None, seed: int
+) -> list | LogisticRegression:
+    """Stance models on gold (paragraph, topic) pairs; ``S`` is n x T with -1 where absent."""
+    n_topics = S.shape[1]
+    if design == "per_topic":
+        heads = []
+        for t in range(n_topics):
+            rows = np.flatnonzero(S[:, t] >= 0)
+            y = S[rows, t]
+            if len(rows) == 0:
+                heads.append(_Constant(n_classes - 1))
+            elif len(np.unique(y)) < 2:
+                heads.append(_Constant(int(y[0])))
+            else:
+                heads.append(_stance_classifier(C, class_weight, seed).fit(X[rows], y))
+        return heads
+    if design == "crossed":
+        rows, topics = np.nonzero(S >= 0)
+        return _stance_classifier(C, class_weight, seed).fit(_cross(X[rows], topics, n_topics), S[rows, topics])
+    raise ValueError(f"unknown stance design {design!r}; expected one of {', '.join(STANCE_DESIGNS)}")
+
+
+def stance_scores(heads, X, n_topics: int, n_classes: int) -> np.ndarray:
+    """Stance probabilities for every (paragraph, topic) pair (n x T x S)."""
+    n = X.shape[0]
+    out = np.zeros((n, n_topics, n_classes))
+    if isinstance(heads, list):
+        for t, head in enumerate(heads):
+            out[:, t, head.classes_] = head.predict_proba(X)
+        return out
+    rows = np.repeat(np.arange(n), n_topics)
+    topics = np.tile(np.arange(n_topics), n)
+    proba = heads.predict_proba(_cross(X[rows], topics, n_topics))
+    flat = np.zeros((n * n_topics, n_classes))
+    flat[:, heads.classes_] = proba
+    return flat.reshape(n, n_topics, n_classes)
+
+
+class TfidfTopicStance(BaseEstimator):
+    """TF-IDF features with per-topic binary heads and a target-conditioned stance model.
+
+    ``fit`` takes texts, a topic matrix (n x T, 0/1) and a stance matrix (n x T, class
+    index or -1 where the topic is absent). ``predict_scores`` gives topic probabilities
+    (n x T) and stance probabilities for every topic (n x T x S); decisions (thresholds,
+    masking stance to predicted topics) are the Predictor's job.
+    """
+
+    def __init__(
+        self,
+        n_stance_classes: int = 3,
+        word_ngrams: tuple[int, int] = (1, 2),
+        char_ngrams: tuple[int, int] = (2, 5),
+        min_df: int = 2,
+        max_features: int | None = None,
+        sublinear_tf: bool = True,
+        topic_model: str = "logreg",
+        topic_C: float = 4.0,
+        stance_design: str = "per_topic",
+        stance_C: float = 2.0,
+        class_weight: str | None = "balanced",
+        seed: int = 13,
+    ):
+        self.n_stance_classes = n_stance_classes
+        self.word_ngrams = word_ngrams
+        self.char_ngrams = char_ngrams
+        self.min_df = min_df
+        self.max_features = max_features
+        self.sublinear_tf = sublinear_tf
+        self.topic_model = topic_model
+        self.topic_C = topic_C
+        self.stance_design = stance_design
+        self.stance_C = stance_C
+        self.class_weight = class_weight
+        self.seed = seed
+
+    def make_features(self) -> Pipeline:
+        return build_features(self.word_ngrams, self.char_ngrams, self.min_df, self.max_features, self.sublinear_tf)
+
+    def fit(self, texts: Sequence[str], topics: np.ndarray, stances: np.ndarray) -> TfidfTopicStance:
+        features = self.make_features()
+        X = features.fit_transform(list(texts))
+        return self.set_fitted(
+            features,
+            fit_topic_heads(X, topics, self.topic_model, self.topic_C, self.class_weight, self.seed),
+            fit_stance_heads(
+                X, stances, self.n_stance_classes, self.stance_design, self.stance_C, self.class_weight, self.seed
+            ),
+        )
+
+    def set_fitted(self, features: Pipeline, topic_heads: list, stance_heads) -> TfidfTopicStance:
+        """Install parts fitted elsewhere (the hyper-parameter search reuses one feature fit)."""
+        self.features_ = features
+        self.topic_heads_ = topic_heads
+        self.stance_heads_ = stance_heads
+        self.n_topics_ = len(topic_heads)
+        return self
+
+    def predict_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        X = self.features_.transform(list(texts))
+        return (
+            topic_scores(self.topic_heads_, X),
+            stance_scores(self.stance_heads_, X, self.n_topics_, self.n_stance_classes),
+        )

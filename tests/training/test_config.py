@@ -1,0 +1,55 @@
+import pytest
+
+from tests.conftest import write_jsonl
+from training.config import BaselineRecipe, RecipeError, RulesRecipe, build, flatten, load_recipe
+from training.runs import TrainingError, read_splits
+
+
+def test_shipped_recipes_load():
+    recipe = load_recipe("experiments/baseline.yaml", BaselineRecipe)
+    assert recipe.features.word_ngrams == (1, 2)
+    assert recipe.search["stance.design"] == ["per_topic", "crossed"]
+    assert load_recipe("experiments/rules.yaml", RulesRecipe).family == "rules"
+
+
+def test_overrides_are_typed_and_validated():
+    recipe = load_recipe(None, BaselineRecipe, ["topics.C=8", "stance.design=crossed", "data=x.jsonl"])
+    assert recipe.topics.C == 8.0 and isinstance(recipe.topics.C, float)
+    assert recipe.stance.design == "crossed"
+    assert recipe.data == "x.jsonl"
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["topics.Cc=1"], "unknown recipe key(s): topics.Cc"),
+        (["learning_rate=1"], "unknown recipe key(s): learning_rate"),
+        (["topics.model=forest"], "topics.model must be one of"),
+        (["seed=abc"], "seed must be int"),
+        (["features.word_ngrams=[1, 2, 3]"], "must be a list of 2 values"),
+        (["search={features.min_df: [1, 2]}"], "must be under topics. or stance."),
+        (["search={topics.gamma: [1, 2]}"], "unknown recipe key 'topics.gamma'"),
+        (["topics.C"], "must look like key=value"),
+    ],
+)
+def test_bad_recipes_are_refused_with_the_key(overrides, message):
+    with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        load_recipe(None, BaselineRecipe, overrides)
+
+
+def test_recipe_is_frozen():
+    recipe = build(BaselineRecipe, {})
+    with pytest.raises(AttributeError):
+        recipe.seed = 3  # type: ignore[misc]
+
+
+def test_flatten_gives_dotted_params():
+    flat = flatten(build(BaselineRecipe, {"topics": {"C": 2}}))
+    assert flat["topics.C"] == 2.0
+    assert flat["features.char_ngrams"] == (2, 5)
+
+
+def test_read_splits_needs_train_and_dev(tmp_path, records):
+    only_train = [dict(r, split="train") for r in records]
+    with pytest.raises(TrainingError, match="no 'dev' records"):
+        read_splits(write_jsonl(tmp_path / "t.jsonl", only_train))

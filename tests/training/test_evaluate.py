@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from labels import load_schema
+from training.evaluate import evaluate, tune_thresholds
+
+SCHEMA = load_schema()
+
+
+def _records():
+    return [
+        {"id": "1", "text": "a", "topics": ["cost_sharing"], "stance": {"cost_sharing": "favor"}},
+        {
+            "id": "2",
+            "text": "b",
+            "topics": ["exercises", "opcon"],
+            "stance": {"exercises": "against", "opcon": "neutral"},
+        },
+        {"id": "3", "text": "c", "topics": [], "stance": {}},
+        {"id": "4", "text": "d", "topics": ["cost_sharing"], "stance": {"cost_sharing": "against"}},
+    ]
+
+
+def _onehot(rows):
+    out = np.zeros((len(rows), 4, 3))
+    for i, row in enumerate(rows):
+        for t, s in enumerate(row):
+            out[i, t, s] = 1.0
+    return out
+
+
+def test_metrics_by_hand():
+    # Topics: paragraph 2 misses opcon, paragraph 3 gets a spurious inter_korean.
+    scores = np.array([[0.9, 0.1, 0.1, 0.1], [0.1, 0.8, 0.2, 0.1], [0.1, 0.1, 0.1, 0.7], [0.6, 0.1, 0.1, 0.1]])
+    # Stance: paragraph 4's cost_sharing says favor (gold against); the rest right.
+    stance = _onehot([[0, 2, 2, 2], [2, 1, 2, 2], [2, 2, 2, 2], [0, 2, 2, 2]])
+    result = evaluate(_records(), scores, stance, [0.5] * 4, SCHEMA)
+    m = result.metrics
+    assert m["topic_cost_sharing_f1"] == 1.0
+    assert m["topic_opcon_recall"] == 0.0
+    assert m["topic_inter_korean_precision"] == 0.0
+    # 3 true positives, 1 false positive, 1 false negative.
+    assert m["topic_micro_f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))
+    assert m["topic_exact_match"] == 0.5
+    # Gold pairs: (1,cs,favor)->favor, (2,ex,against)->against, (2,op,neutral)->neutral, (4,cs,against)->favor.
+    f1_favor, f1_against, f1_neutral = 2 / 3, 2 / 3, 1.0
+    assert m["stance_macro_f1"] == pytest.approx((f1_favor + f1_against + f1_neutral) / 3)
+    assert m["stance_f_avg"] == pytest.approx((f1_favor + f1_against) / 2)
+    # End-to-end: the opcon pair is right on stance but its topic was missed, so 2 of 4.
+    assert m["stance_e2e_accuracy"] == 0.5
+    assert "stance_inter_korean_macro_f1" not in m  # no gold pairs for it
+    assert set(result.figures) == {"topic_confusion.png", "stance_confusion.png"}
+    kinds = set(result.errors["kind"])
+    assert kinds == {"missed topic", "spurious topic", "wrong stance"}
+    assert result.errors["confidence"].is_monotonic_decreasing
+
+
+def test_perfect_predictions_score_one():
+    records = _records()
+    scores = np.array([SCHEMA.encode_topics(r["topics"]) for r in records], dtype=float)
+    stance = np.zeros((4, 4, 3))
+    for i, r in enumerate(records):
+        for t, s in enumerate(SCHEMA.encode_stances(r["stance"])):
+            stance[i, t, max(s, 0)] = 1
+    m = evaluate(records, scores, stance, [0.5] * 4, SCHEMA, with_artifacts=False).metrics
+    assert m["topic_micro_f1"] == m["stance_macro_f1"] == m["stance_e2e_accuracy"] == m["topic_exact_match"] == 1.0
+
+
+def test_thresholds_maximise_dev_f1():
+    gold = np.array([[1], [1], [0], [0]])
+    scores = np.array([[0.3], [0.35], [0.2], [0.1]])
+    (threshold,) = tune_thresholds(gold, scores)
+    assert 0.2 < threshold <= 0.3

@@ -1,0 +1,152 @@
+"""Training the TF-IDF baseline (and the keyword-rules floor) from a recipe.
+
+The topic heads and the stance model train separately (stance on gold pairs), so the
+search is two small grids: topic settings chosen by dev topic micro-F1 with thresholds
+tuned on dev, stance settings by dev stance macro-F1. Each grid point is a nested run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from inference.model_io import Predictor
+from inference.rules import KeywordRules
+from inference.tfidf import TfidfTopicStance, fit_stance_heads, fit_topic_heads, stance_scores, topic_scores
+from labels import LabelSchema, load_schema
+from training import tracking
+from training.config import BaselineRecipe, RulesRecipe
+from training.evaluate import Gold, stance_metrics, topic_metrics, tune_thresholds
+from training.runs import TrainResult, evaluate_and_publish, make_meta, read_splits
+
+logger = logging.getLogger(__name__)
+
+
+def grid(recipe: BaselineRecipe, prefix: str) -> list[dict[str, object]]:
+    """The grid points for the ``prefix`` part of the search ({} alone when not searched)."""
+    keys = [k for k in recipe.search if k.startswith(prefix)]
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(recipe.search[k] for k in keys))]
+
+
+def _with(config, point: dict[str, object], prefix: str):
+    return dataclasses.replace(config, **{k.removeprefix(prefix): v for k, v in point.items()})
+
+
+def train_baseline(
+    recipe: BaselineRecipe,
+    tracking_uri: str | None = None,
+    promote: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
+) -> TrainResult:
+    """Fit, search, evaluate and log the TF-IDF baseline; register it, promote if asked."""
+    schema = load_schema()
+    splits = read_splits(recipe.data)
+    train, dev = Gold.from_records(splits.train, schema), Gold.from_records(splits.dev, schema)
+    n_classes = len(schema.stance_values)
+    dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
+
+    with tracking.tracked_run(
+        family=recipe.family,
+        recipe=recipe,
+        schema=schema,
+        experiment=recipe.experiment,
+        tracking_uri=tracking_uri,
+        run_name=f"{recipe.family}",
+        dataset=dataset,
+    ) as run:
+        progress("fitting TF-IDF features")
+        base = TfidfTopicStance(
+            n_stance_classes=n_classes,
+            word_ngrams=recipe.features.word_ngrams,
+            char_ngrams=recipe.features.char_ngrams,
+            min_df=recipe.features.min_df,
+            max_features=recipe.features.max_features,
+            sublinear_tf=recipe.features.sublinear_tf,
+            class_weight=recipe.class_weight,
+            seed=recipe.seed,
+        )
+        features = base.make_features()
+        X_train = features.fit_transform(train.texts)
+        X_dev = features.transform(dev.texts)
+        mlflow_feature_count = X_train.shape[1]
+        tracking.log_metrics({"n_features": mlflow_feature_count})
+
+        best_topic = None
+        for point in grid(recipe, "topics."):
+            cfg = _with(recipe.topics, point, "topics.")
+            progress(f"topics: {cfg.model} C={cfg.C}")
+            heads = fit_topic_heads(X_train, train.topics, cfg.model, cfg.C, recipe.class_weight, recipe.seed)
+            scores = topic_scores(heads, X_dev)
+            thresholds = tune_thresholds(dev.topics, scores)
+            pred = (scores >= np.asarray(thresholds)).astype(int)
+            metrics = topic_metrics(dev.topics, pred, schema)
+            with tracking.nested_run(f"topics {cfg.model} C={cfg.C}", dataclasses.asdict(cfg), recipe.family):
+                tracking.log_metrics({f"dev_{k}": v for k, v in metrics.items()})
+            if best_topic is None or metrics["topic_micro_f1"] > best_topic[0]:
+                best_topic = (metrics["topic_micro_f1"], cfg, heads, thresholds)
+
+        best_stance = None
+        for point in grid(recipe, "stance."):
+            cfg = _with(recipe.stance, point, "stance.")
+            progress(f"stance: {cfg.design} C={cfg.C}")
+            heads = fit_stance_heads(
+                X_train, train.stances, n_classes, cfg.design, cfg.C, recipe.class_weight, recipe.seed
+            )
+            proba = stance_scores(heads, X_dev, len(schema.topics), n_classes)
+            # Stance is scored on gold pairs, so topic decisions do not matter here.
+            metrics = stance_metrics(dev.stances, np.argmax(proba, axis=2), dev.topics, schema)
+            with tracking.nested_run(f"stance {cfg.design} C={cfg.C}", dataclasses.asdict(cfg), recipe.family):
+                tracking.log_metrics({f"dev_{k}": v for k, v in metrics.items()})
+            if best_stance is None or metrics["stance_macro_f1"] > best_stance[0]:
+                best_stance = (metrics["stance_macro_f1"], cfg, heads)
+
+        assert best_topic is not None and best_stance is not None
+        _, topic_cfg, topic_heads, thresholds = best_topic
+        _, stance_cfg, stance_heads = best_stance
+        model = base.set_params(
+            topic_model=topic_cfg.model, topic_C=topic_cfg.C, stance_design=stance_cfg.design, stance_C=stance_cfg.C
+        ).set_fitted(features, topic_heads, stance_heads)
+        chosen = {
+            "chosen.topics.model": topic_cfg.model,
+            "chosen.topics.C": topic_cfg.C,
+            "chosen.stance.design": stance_cfg.design,
+            "chosen.stance.C": stance_cfg.C,
+        }
+        import mlflow
+
+        mlflow.log_params(chosen)
+        mlflow.log_dict({"thresholds": dict(zip(schema.topic_ids, thresholds, strict=True))}, "thresholds.json")
+        predictor = Predictor(model, make_meta(recipe.family, schema, thresholds), schema)
+        progress("evaluating and logging the model")
+        result = evaluate_and_publish(
+            predictor, splits, schema, recipe.family, promote, recipe.promote_metric, run.info.run_id
+        )
+        result.chosen = chosen
+        return result
+
+
+def train_rules(
+    recipe: RulesRecipe, tracking_uri: str | None = None, promote: bool = False, schema: LabelSchema | None = None
+) -> TrainResult:
+    """Track the keyword rules like a model: same evaluation, same registry."""
+    schema = schema or load_schema()
+    splits = read_splits(recipe.data)
+    dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
+    with tracking.tracked_run(
+        family=recipe.family,
+        recipe=recipe,
+        schema=schema,
+        experiment=recipe.experiment,
+        tracking_uri=tracking_uri,
+        run_name=recipe.family,
+        dataset=dataset,
+    ) as run:
+        model = KeywordRules(schema.topic_ids, len(schema.stance_values), schema.encode_stance("neutral"))
+        predictor = Predictor(model, make_meta(recipe.family, schema, [0.5] * len(schema.topics)), schema)
+        return evaluate_and_publish(
+            predictor, splits, schema, recipe.family, promote, recipe.promote_metric, run.info.run_id
+        )

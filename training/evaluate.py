@@ -1,0 +1,234 @@
+"""The one evaluation module every model family uses: same metrics, same names, same plots.
+
+Metrics (prefixed by the split when logged, e.g. ``dev_topic_micro_f1``):
+
+- ``topic_<t>_precision|recall|f1`` per topic, ``topic_micro_f1``, ``topic_macro_f1``,
+  ``topic_exact_match`` (all four topic decisions right);
+- ``stance_macro_f1`` over favor/against/neutral on the gold (paragraph, topic) pairs,
+  ``stance_f_avg`` (SemEval-style mean F1 of favor and against), ``stance_<t>_macro_f1``;
+- ``stance_e2e_accuracy``: a gold pair counts as right only if its topic was detected and
+  its stance is right;
+- ``combined_f1``: the mean of ``topic_micro_f1`` and ``stance_macro_f1``, the default
+  score for choosing and promoting models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+from labels import NO_STANCE, LabelSchema
+
+
+@dataclass
+class Gold:
+    """Gold labels of a list of records, encoded with the schema."""
+
+    ids: list[str]
+    texts: list[str]
+    topics: np.ndarray  # n x T, 0/1
+    stances: np.ndarray  # n x T, class index or NO_STANCE
+
+    @classmethod
+    def from_records(cls, records: Sequence[dict], schema: LabelSchema) -> Gold:
+        return cls(
+            ids=[r["id"] for r in records],
+            texts=[r["text"] for r in records],
+            topics=np.array([schema.encode_topics(r["topics"]) for r in records], dtype=int).reshape(
+                len(records), len(schema.topics)
+            ),
+            stances=np.array([schema.encode_stances(r["stance"]) for r in records], dtype=int).reshape(
+                len(records), len(schema.topics)
+            ),
+        )
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    figures: dict[str, plt.Figure] = field(default_factory=dict)
+    errors: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def prefixed(self, prefix: str) -> dict[str, float]:
+        return {f"{prefix}_{k}": v for k, v in self.metrics.items()}
+
+
+def tune_thresholds(gold_topics: np.ndarray, scores: np.ndarray, grid: Sequence[float] | None = None) -> list[float]:
+    """Per topic, the threshold that maximises F1 on these labels (ties: closest to 0.5)."""
+    grid = np.round(np.arange(0.05, 0.951, 0.025), 3) if grid is None else np.asarray(grid)
+    out = []
+    for t in range(gold_topics.shape[1]):
+        f1s = [f1_score(gold_topics[:, t], scores[:, t] >= g, zero_division=0) for g in grid]
+        best = max(f1s)
+        candidates = [g for g, f in zip(grid, f1s, strict=True) if f == best]
+        out.append(float(min(candidates, key=lambda g: abs(g - 0.5))))
+    return out
+
+
+def topic_metrics(gold: np.ndarray, pred: np.ndarray, schema: LabelSchema) -> dict[str, float]:
+    p, r, f, _ = precision_recall_fscore_support(gold, pred, average=None, zero_division=0, labels=range(gold.shape[1]))
+    out: dict[str, float] = {}
+    for i, t in enumerate(schema.topic_ids):
+        out[f"topic_{t}_precision"], out[f"topic_{t}_recall"], out[f"topic_{t}_f1"] = (
+            float(p[i]),
+            float(r[i]),
+            float(f[i]),
+        )
+    out["topic_micro_f1"] = float(f1_score(gold, pred, average="micro", zero_division=0))
+    out["topic_macro_f1"] = float(f1_score(gold, pred, average="macro", zero_division=0))
+    out["topic_exact_match"] = float(np.mean(np.all(gold == pred, axis=1))) if len(gold) else 0.0
+    return out
+
+
+def stance_metrics(
+    gold_stances: np.ndarray, stance_pred: np.ndarray, topic_pred: np.ndarray, schema: LabelSchema
+) -> dict[str, float]:
+    rows, cols = np.nonzero(gold_stances != NO_STANCE)
+    y, yhat = gold_stances[rows, cols], stance_pred[rows, cols]
+    labels = list(range(len(schema.stance_values)))
+    out: dict[str, float] = {"n_pairs": float(len(rows))}
+    if len(rows) == 0:
+        return out
+    out["stance_macro_f1"] = float(f1_score(y, yhat, labels=labels, average="macro", zero_division=0))
+    per_class = f1_score(y, yhat, labels=labels, average=None, zero_division=0)
+    favor, against = schema.encode_stance("favor"), schema.encode_stance("against")
+    out["stance_f_avg"] = float((per_class[favor] + per_class[against]) / 2)
+    for i, t in enumerate(schema.topic_ids):
+        mask = cols == i
+        if mask.any():  # undefined, so not reported, for a topic with no gold pairs
+            out[f"stance_{t}_macro_f1"] = float(
+                f1_score(y[mask], yhat[mask], labels=labels, average="macro", zero_division=0)
+            )
+    detected = topic_pred[rows, cols].astype(bool)
+    out["stance_e2e_accuracy"] = float(np.mean(detected & (y == yhat))) if len(rows) else 0.0
+    return out
+
+
+def _topic_confusion_figure(gold: np.ndarray, pred: np.ndarray, schema: LabelSchema) -> plt.Figure:
+    fig, axes = plt.subplots(1, len(schema.topics), figsize=(3.2 * len(schema.topics), 3.2))
+    for ax, (i, topic) in zip(np.atleast_1d(axes), enumerate(schema.topics), strict=True):
+        cm = confusion_matrix(gold[:, i], pred[:, i], labels=[0, 1])
+        _draw_matrix(ax, cm, ["absent", "present"], topic.name)
+    fig.suptitle("Topic decisions (rows: gold, columns: predicted)")
+    fig.tight_layout()
+    return fig
+
+
+def _stance_confusion_figure(gold_stances: np.ndarray, stance_pred: np.ndarray, schema: LabelSchema) -> plt.Figure:
+    panels = [("All topics", None)] + [(t.name, i) for i, t in enumerate(schema.topics)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    rows, cols = np.nonzero(gold_stances != NO_STANCE)
+    labels = list(range(len(schema.stance_values)))
+    for ax, (title, topic) in zip(axes, panels, strict=True):
+        mask = np.ones_like(rows, dtype=bool) if topic is None else cols == topic
+        cm = (
+            confusion_matrix(gold_stances[rows[mask], cols[mask]], stance_pred[rows[mask], cols[mask]], labels=labels)
+            if mask.any()
+            else np.zeros((len(labels), len(labels)), dtype=int)
+        )
+        _draw_matrix(ax, cm, list(schema.stance_values), title)
+    fig.suptitle("Stance on gold (paragraph, topic) pairs (rows: gold, columns: predicted)")
+    fig.tight_layout()
+    return fig
+
+
+def _draw_matrix(ax: plt.Axes, cm: np.ndarray, names: list[str], title: str) -> None:
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=30)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_title(title, fontsize=10)
+    for (r, c), v in np.ndenumerate(cm):
+        ax.text(c, r, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+
+
+def worst_errors(
+    gold: Gold,
+    topic_scores: np.ndarray,
+    topic_pred: np.ndarray,
+    stance_proba: np.ndarray,
+    schema: LabelSchema,
+    limit: int = 50,
+) -> pd.DataFrame:
+    """The most confident mistakes: missed or spurious topics, and wrong stances on gold pairs."""
+    rows = []
+    stances = schema.stance_values
+    for i in range(len(gold.ids)):
+        for t, topic in enumerate(schema.topic_ids):
+            g, p, s = gold.topics[i, t], topic_pred[i, t], topic_scores[i, t]
+            if g != p:
+                rows.append(
+                    {
+                        "id": gold.ids[i],
+                        "kind": "missed topic" if g else "spurious topic",
+                        "topic": topic,
+                        "gold": "present" if g else "absent",
+                        "predicted": "present" if p else "absent",
+                        "confidence": float(1 - s if g else s),
+                        "text": gold.texts[i],
+                    }
+                )
+            if gold.stances[i, t] != NO_STANCE:
+                k = int(np.argmax(stance_proba[i, t]))
+                if k != gold.stances[i, t]:
+                    rows.append(
+                        {
+                            "id": gold.ids[i],
+                            "kind": "wrong stance",
+                            "topic": topic,
+                            "gold": stances[gold.stances[i, t]],
+                            "predicted": stances[k],
+                            "confidence": float(stance_proba[i, t, k]),
+                            "text": gold.texts[i],
+                        }
+                    )
+    columns = ["id", "kind", "topic", "gold", "predicted", "confidence", "text"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.sort_values("confidence", ascending=False, kind="stable").head(limit).reset_index(drop=True)
+
+
+def evaluate(
+    records: Sequence[dict],
+    topic_scores: np.ndarray,
+    stance_proba: np.ndarray,
+    thresholds: Sequence[float],
+    schema: LabelSchema,
+    with_artifacts: bool = True,
+) -> Evaluation:
+    """Score predictions against gold records: metrics, and optionally plots and worst errors."""
+    gold = Gold.from_records(records, schema)
+    topic_pred = (topic_scores >= np.asarray(thresholds)[None, :]).astype(int)
+    stance_pred = np.argmax(stance_proba, axis=2) if len(records) else np.zeros_like(gold.stances)
+    metrics = {"n_paragraphs": float(len(records))}
+    metrics.update(topic_metrics(gold.topics, topic_pred, schema))
+    metrics.update(stance_metrics(gold.stances, stance_pred, topic_pred, schema))
+    metrics["combined_f1"] = (metrics["topic_micro_f1"] + metrics.get("stance_macro_f1", 0.0)) / 2
+    result = Evaluation(metrics)
+    if with_artifacts:
+        result.figures = {
+            "topic_confusion.png": _topic_confusion_figure(gold.topics, topic_pred, schema),
+            "stance_confusion.png": _stance_confusion_figure(gold.stances, stance_pred, schema),
+        }
+        result.errors = worst_errors(gold, topic_scores, topic_pred, stance_proba, schema)
+    return result
+
+
+def headline(metrics: dict[str, float], prefix: str = "") -> list[tuple[str, str]]:
+    """The few numbers worth printing, as (name, value) pairs."""
+    names = [
+        "topic_micro_f1",
+        "topic_macro_f1",
+        "topic_exact_match",
+        "stance_macro_f1",
+        "stance_f_avg",
+        "stance_e2e_accuracy",
+        "combined_f1",
+    ]
+    return [(n, f"{metrics[prefix + n]:.3f}") for n in names if prefix + n in metrics]

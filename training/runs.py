@@ -1,0 +1,92 @@
+"""What every model family does around its own fitting: read the splits, evaluate on dev
+and test, log, save, register and promote. Families call these so that runs compare."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inference.model_io import ModelMeta, Predictor, save_model
+from labels import DEFAULT_DATASET, LabelSchema, read_records
+from labels.errors import UserError
+from training import tracking
+from training.evaluate import evaluate
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingError(UserError):
+    """The data or recipe cannot train a model; the message says what to fix."""
+
+
+@dataclass
+class Splits:
+    train: list[dict]
+    dev: list[dict]
+    test: list[dict]
+    source: str
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_version: str
+    metrics: dict[str, float]
+    promoted: bool = False
+    previous_champion: float | None = None
+    chosen: dict[str, object] = field(default_factory=dict)
+
+
+def read_splits(path: str | Path | None) -> Splits:
+    """Records of a dataset file grouped by split; train and dev must not be empty."""
+    path = Path(path) if path else DEFAULT_DATASET
+    records = read_records(path)
+    by_split: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+    for r in records:
+        by_split.setdefault(r.get("split") or "train", []).append(r)
+    for needed in ("train", "dev"):
+        if not by_split[needed]:
+            raise TrainingError(f"{path} has no '{needed}' records; run 'allystance data split {path}' first")
+    return Splits(by_split["train"], by_split["dev"], by_split["test"], str(path))
+
+
+def evaluate_and_publish(
+    predictor: Predictor,
+    splits: Splits,
+    schema: LabelSchema,
+    family: str,
+    promote: bool,
+    promote_metric: str,
+    run_id: str,
+) -> TrainResult:
+    """Inside an active run: evaluate on dev and test, log, save and register the model."""
+    metrics: dict[str, float] = {}
+    for name, records in (("dev", splits.dev), ("test", splits.test)):
+        if not records:
+            continue
+        topic_scores, stance_proba = predictor.score([r["text"] for r in records])
+        result = evaluate(records, topic_scores, stance_proba, predictor.thresholds, schema)
+        tracking.log_evaluation(result, name)
+        metrics.update(result.prefixed(name))
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = save_model(Path(tmp) / "model", predictor.model, predictor.meta)
+        version = tracking.log_model(model_dir, predictor, [r["text"] for r in splits.dev], family)
+    promoted, previous = False, None
+    if promote:
+        if promote_metric not in metrics:
+            raise TrainingError(f"promote_metric {promote_metric!r} is not one of the logged metrics")
+        promoted, previous = tracking.promote_if_better(version, promote_metric, metrics[promote_metric])
+    return TrainResult(run_id, version, metrics, promoted, previous)
+
+
+def make_meta(family: str, schema: LabelSchema, thresholds: Sequence[float], **extra) -> ModelMeta:
+    return ModelMeta(
+        family=family,
+        schema=schema.to_dict(),
+        schema_hash=schema.hash,
+        thresholds=[float(t) for t in thresholds],
+        extra=extra,
+    )
