@@ -57,7 +57,7 @@ _RELATED = re.compile(
     r"|editor'?s?\s+picks|what\s+to\s+read\s+next|further\s+reading|latest\s+news)"
     r"\s*(?:[:：▶►▸»>|·•—–-]+\s*|$)"
 )
-_BY_NAME = re.compile(r"^(?i:by)\s+[A-Z][\w.'’-]*")
+_BY_NAME = re.compile(r"^[*_]*(?i:by)\s+[*_]*[A-Z][\w.'’-]*")
 _CREDIT_LINE = re.compile(
     r"^(?i:\(?\s*(?:--|—)?\s*(?:additional\s+)?(?:reporting|writing|editing|compiled|photos?|photographs)\s+(?:by|from)\b)"
     r"|^(?i:this\s+(?:is|has\s+been))\s+[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+){0,3},?\s+(?i:reporting)\b"
@@ -79,7 +79,7 @@ _GLUED_CAPTION = re.compile(
 _COPYRIGHT = re.compile(
     r"©|ⓒ|\([cC]\)\s|\b(?i:copyright)\b|\b(?i:all\s+rights\s+reserved)\b"
     r"|\b(?i:(?:reproduction|redistribution|copying|reprint)\b[^.]{0,80}\b(?:prohibited|forbidden|not\s+permitted))"
-    r"|版权所有|版權所有|저작권|무단\s*전재"
+    r"|版权|版權|저작권|무단\s*전재"
 )
 _ABOUT = re.compile(
     r"^(?i:about\s+(?:us|the\s+(?:author|writer)s?)\b|about\s+[A-Z][^:.]{0,40}:"
@@ -220,12 +220,12 @@ def furniture_reason(flat: str, n_words: int) -> str | None:
         return "copyright"
     if n_words <= 35 and _WIDGET.search(flat):
         return "widget"
-    if _is_navigation(flat, n_words):
-        return "navigation"
     if _is_link_list(flat, n_words):
         return "links"
     if _is_url_heavy(flat, n_words):
         return "url_email"
+    if _is_navigation(flat, n_words):
+        return "navigation"
     if _is_dateline(flat, n_words):
         return "dateline"
     if n_words <= 80 and _ABOUT.search(flat):
