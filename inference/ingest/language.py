@@ -49,7 +49,7 @@ def is_english(text: str, min_words: int = 5, confidence: float = 0.9) -> bool:
     """
     if _non_latin_share(text) > 0.3:
         return False
-    words = _WORD.findall(text)
+    words = _WORD.findall(text, 0, 600)  # the first hundred words or so settle it
     if len(words) < min_words:
         return True
     if sum(w.lower() in _STOPWORDS for w in words) / len(words) >= _STOPWORD_SHARE:

@@ -48,6 +48,7 @@ _URLISH = re.compile(
     r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|kr|cn|jp|gov|edu|int|io|co|info)\b(?:/\S*)?"
 )
 
+_URL_HINT = re.compile(r"@|://|www\.|\.(?:com|org|net|kr|cn|jp|gov|edu|int|io|co|info)\b")
 _RELATED = re.compile(
     r"^\W{0,3}(?i:related(?:\s+(?:articles?|stories|news|coverage|content|links|reading|posts?))?"
     r"|more\s+(?:stories|news|articles|explainers|coverage|headlines|from\s+[\w ]{1,30})"
@@ -169,6 +170,8 @@ def _pieces(text: str, start: int, end: int, separator: re.Pattern[str]) -> list
 
 
 def _is_url_heavy(flat: str, n_words: int) -> bool:
+    if not _URL_HINT.search(flat):
+        return False
     matches = _URLISH.findall(flat)
     if not matches:
         return False
