@@ -44,9 +44,9 @@ class ImportReport:
         if self.dropped:
             order = {r: i for i, r in enumerate(REASONS)}
             rows = tuple((r, n) for r, n in sorted(self.dropped.items(), key=lambda kv: order.get(kv[0], 99)))
-            tables.append(Table("Dropped blocks by reason", ("reason", "blocks"), rows))
+            tables.append(Table("Dropped", ("reason", "blocks"), rows))
         if self.skipped:
-            tables.append(Table("Skipped inputs", ("input", "reason"), tuple((s.path, s.reason) for s in self.skipped)))
+            tables.append(Table("Skipped", ("input", "reason"), tuple((s.path, s.reason) for s in self.skipped)))
         return tables
 
 
