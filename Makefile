@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test bench lint setup clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	HF_HUB_OFFLINE=1 $(BIN)/pytest
+
+# Not a test: imports 10,000 generated article files and prints paragraphs/s and peak RSS.
+bench: $(STAMP)
+	$(BIN)/python bench/ingest_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,480 @@
+"""Article text to paragraphs: blank-line blocks, furniture dropped, fragments merged, long blocks split.
+
+The steps, in order, for one article:
+
+1. Split the text into blocks at blank lines. Everything from a "Related articles"-style
+   marker line on is not part of the article (kept, flagged ``related``, only with
+   ``keep_related``).
+2. In a block of several lines, furniture lines at its top and bottom (a byline or a caption
+   glued above the first paragraph, a credit below it) are dropped one by one; a caption
+   glued to the start of the first paragraph on the same line is cut off.
+3. What is left of the block is dropped with a reason (see ``records.REASONS``) or kept.
+   The first heading before any paragraph becomes the title when none is known.
+4. A kept block that only completes the previous one (a trailing attribution after a quote,
+   a sentence cut by a line break) is merged into it.
+5. Blocks over ``max_words`` words are split at sentence boundaries into near-equal chunks.
+
+Every kept paragraph's ``text`` is ``flatten(article.text[start:end])``: its lines, stripped,
+joined by single spaces. Plain Python with precompiled regular expressions; deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from inference.ingest.language import is_english
+from inference.ingest.records import Article, DroppedBlock, Paragraph, SegmentedArticle
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """How segmentation behaves; the defaults are what ``allystance data import`` uses."""
+
+    max_words: int = 180  # blocks longer than this are split at sentence boundaries
+    keep_related: bool = False  # keep what follows a "Related articles" marker, flagged related
+    heading_max_words: int = 14  # a single line this short without final punctuation is a heading
+    language_min_words: int = 5  # shorter Latin-script text is not sent to the language identifier
+    language_confidence: float = 0.9  # probability from which another language is believed
+
+
+_BLANK_LINES = re.compile(r"\n(?:[ \t\f\v\r]*\n)+")
+_NEWLINE = re.compile(r"\n")
+_TERMINAL = frozenset(".!?…\"”’'")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URLISH = re.compile(
+    r"(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|kr|cn|jp|gov|edu|int|io|co|info)\b(?:/\S*)?"
+)
+
+_URL_HINT = re.compile(r"@|://|www\.|\.(?:com|org|net|kr|cn|jp|gov|edu|int|io|co|info)\b")
+_RELATED = re.compile(
+    r"^\W{0,3}(?i:related(?:\s+(?:articles?|stories|news|coverage|content|links|reading|posts?))?"
+    r"|more\s+(?:stories|news|articles|explainers|coverage|headlines|from\s+[\w ]{1,30})"
+    r"|most\s+(?:popular|read|viewed|shared|commented)|read\s+more|see\s+also|also\s+read"
+    r"|you\s+(?:may|might)\s+also\s+like|recommended(?:\s+(?:for\s+you|stories|articles|reading))?"
+    r"|trending(?:\s+now)?|popular(?:\s+(?:now|stories|articles))?|hot\s+issues?|top\s+stories"
+    r"|editor'?s?\s+picks|what\s+to\s+read\s+next|further\s+reading|latest\s+news)"
+    r"\s*(?:[:：▶►▸»>|·•—–-]+\s*|$)"
+)
+_BY_NAME = re.compile(r"^[*_]*(?i:by)\s+[*_]*[A-Z][\w.'’-]*")
+_CREDIT_LINE = re.compile(
+    r"^(?i:\(?\s*(?:--|—)?\s*(?:additional\s+)?(?:reporting|writing|editing|compiled|photos?|photographs)\s+(?:by|from)\b)"
+    r"|^(?i:this\s+(?:is|has\s+been))\s+[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+){0,3},?\s+(?i:reporting)\b"
+    r"|\b(?i:contributed\s+(?:to\s+)?(?:this|the)\s+(?:report|article|story))\b"
+)
+_CREDIT_WORDS = (
+    r"photos?|yonhap|ap|afp|reuters|epa|getty(?:\s+images)?|pool|file|news1|newsis|kcna|xinhua|courtesy|handout|staff"
+)
+_CAPTION_START = re.compile(
+    r"^(?i:photo(?:graph)?s?|pictured|picture|image|illustration|graphic|caption|file\s+photo|video)"
+    r"\s*(?:[:：|]|(?i:by|courtesy)\b)"
+)
+_CREDIT_END = re.compile(
+    rf"(?:\((?i:[^()]{{0,60}}\b(?:{_CREDIT_WORDS})\b[^()]{{0,40}})\)|\b(?i:photos?)\s*(?:by|:)\s*[\w .'’-]{{1,40}})\s*$"
+)
+_GLUED_CAPTION = re.compile(
+    rf"^.{{20,400}}?\((?i:[^()]{{0,60}}\b(?:{_CREDIT_WORDS})\b[^()]{{0,40}})\)\s+(?=[\"“‘'A-Z])"
+)
+_COPYRIGHT = re.compile(
+    r"©|ⓒ|\([cC]\)\s|\b(?i:copyright)\b|\b(?i:all\s+rights\s+reserved)\b"
+    r"|\b(?i:(?:reproduction|redistribution|copying|reprint)\b[^.]{0,80}\b(?:prohibited|forbidden|not\s+permitted))"
+    r"|版权|版權|저작권|무단\s*전재"
+)
+_ABOUT = re.compile(
+    r"^(?i:about\s+(?:us|the\s+(?:author|writer)s?)\b|about\s+[A-Z][^:.]{0,40}:"
+    r"|(?:the\s+)?(?:writer|author|columnist|contributor)s?,?\s+(?:is|was|are|were|teaches|directs|served|heads)\b"
+    r"|this\s+(?:commentary|editorial|column|explainer|interview|article|report|story|page|piece|analysis)\b"
+    r".{0,60}\b(?:reflects?|part\s+of|translated|updated|appeared|printed|edited|series)\b"
+    r"|\(?this\s+article\s+(?:has\s+been|was)\s+translated|translated\s+(?:and\s+\w+\s+)?from\b"
+    r"|(?:media|press)\s+(?:inquiries|enquiries|contacts?)\b|tips\s+and\s+corrections|printed\s+in\s+the\b)"
+    r"|\b(?i:views\s+expressed)\b|\b(?i:do(?:es)?\s+not\s+(?:necessarily\s+)?(?:reflect|represent)\s+(?:those|the\s+views))"
+    r"|\b(?i:is\s+an?\s+(?:independent\s+|non-?profit\s+|online\s+)*"
+    r"(?:news\s+(?:outlet|organi[sz]ation|site|website)|media\s+(?:outlet|company|group)|publication)\b)"
+)
+_SHARE_TARGETS = r"facebook|twitter|kakaotalk|linkedin|whatsapp|telegram|threads|line|e-?mail|print|x|copy\s+link"
+_WIDGET = re.compile(
+    r"^(?i:share\b|tweet\b|follow\s+us\b|subscribe\b|sign\s+up\b|sign\s+in\b|log\s+in\b|newsletter\b"
+    r"|comments?\s*(?:\(\d+\)|are\s+closed|:|$)|\d+\s+comments?\b|leave\s+a\s+comment|reader\s+comments"
+    r"|join\s+the\s+(?:conversation|discussion)|advertisement\b|\[?ad\]?$|sponsored\b"
+    r"|print(?:\s+this(?:\s+page|\s+article)?)?\s*(?:$|\|)|e-?mail\s+this|send\s+to\s+a\s+friend|font\s+size"
+    r"|\W{0,3}listen\s+to\s+(?:this|the)\s+article|download\s+(?:our|the)\s+(?:app|full)"
+    r"|get\s+(?:breaking\s+)?news\s+alerts|we\s+use\s+cookies|report\s+an\s+error|copy\s+link"
+    r"|breaking\s+news\s+alert|skip\s+to\b|watch\s*:|video\s*:|scroll\s+to\s+continue|click\s+here"
+    r"|more\s+(?:photos|videos)\b)"
+    r"|\b(?i:(?:sign\s+up|subscribe)\s+(?:now|free|today|here))\b"
+    rf"|\b(?i:(?:{_SHARE_TARGETS})\s*[|·•/]\s*(?:{_SHARE_TARGETS}))\b"
+    r"|\b(?i:comments\s*\(\d+\)|\d+\s+min(?:ute)?s?\s+read|reading\s+time)\b"
+)
+_NAV_SEP = re.compile(r"\s(?:>|›|»|\||·|▸|•)\s|\s*(?:›|»|▸)\s*")
+_BRACKET_MENU = re.compile(r"^(?:\[[^\]]{1,30}\]\s*){2,}$")
+_TAGS = re.compile(r"^(?i:tags?|topics|filed\s+under|categories)\s*:")
+_BULLET = re.compile(r"^(?:[▶►▸•·*]|-\s|\d{1,2}[.)]\s)")
+_MD_LINK = re.compile(r"!?\[[^\]]*\]\([^)]*\)")
+_MD_HEADING = re.compile(r"^#{1,6}\s")
+_DATELINE = re.compile(
+    r"^[A-Z][A-Z.'’ -]{1,40}(?:,\s*(?:[A-Z][a-z]{2,8}\.?\s+\d{1,2}(?:,\s*\d{4})?|[A-Z][A-Za-z ]{2,30}))?"
+    r"\s*(?:\([A-Za-z ]+\))?\s*(?:--|—|–|-|:)?$"
+)
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DATE_TOKEN = re.compile(
+    rf"\b\d{{4}}[./-]\d{{1,2}}[./-]\d{{1,2}}\b|\b\d{{1,2}}:\d{{2}}(?::\d{{2}})?\b|\b{_MONTH}\s+\d{{1,2}}(?:,\s*\d{{4}})?\b"
+    rf"|\b\d{{1,2}}\s+{_MONTH}(?:\s+\d{{4}})?\b|\b(?:KST|GMT|UTC|EST|EDT|a\.m\.|p\.m\.)"
+    r"|\b(?:posted|updated|published|last\s+updated|modified|date)\b\s*:?",
+    re.IGNORECASE,
+)
+_SPEAKER = re.compile(r"^[A-Z][\w.()' -]{0,40}:\s")
+_ATTRIBUTION = re.compile(
+    r"\b(?:said|says|told|added|asked|wrote|noted|stated|explained|warned|insisted|argued|continued|recalled)\b"
+    r"|\baccording\s+to\b"
+)
+_CLOSING_QUOTE = frozenset("\"”’'")
+_SENTENCE_END = re.compile(r"[.!?…]+[\"”’')\]]*(?=\s+[\"“‘'(\[]?[A-Z0-9])")
+_ABBREVIATION = re.compile(
+    r"(?:^|[\s(])(?:Mr|Mrs|Ms|Dr|Gen|Lt|Col|Maj|Sgt|Adm|Capt|Cmdr|Gov|Sen|Rep|Rev|St|Prof|Jan|Feb|Mar|Apr|Jun|Jul|Aug"
+    r"|Sep|Sept|Oct|Nov|Dec|No|Nos|Vol|Inc|Co|Corp|Ltd|Jr|Sr|vs|U\.S|U\.N|U\.K|[A-Z])\.$"
+)
+
+
+def flatten(raw: str) -> str:
+    """A paragraph's text from its span: the stripped non-empty lines joined by single spaces."""
+    return " ".join(line.strip() for line in raw.split("\n") if line.strip())
+
+
+def _key(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _pieces(text: str, start: int, end: int, separator: re.Pattern[str]) -> list[tuple[int, int]]:
+    """Non-blank stretches of ``text[start:end]`` between separator matches, whitespace stripped."""
+    out = []
+    pos = start
+    for match in separator.finditer(text, start, end):
+        s, e = _strip_span(text, pos, match.start())
+        if s < e:
+            out.append((s, e))
+        pos = match.end()
+    s, e = _strip_span(text, pos, end)
+    if s < e:
+        out.append((s, e))
+    return out
+
+
+def _is_url_heavy(flat: str, n_words: int) -> bool:
+    if not _URL_HINT.search(flat):
+        return False
+    matches = _URLISH.findall(flat)
+    if not matches:
+        return False
+    url_chars = sum(len(m) for m in matches)
+    return url_chars >= 0.35 * len(flat.replace(" ", "")) or n_words - len(matches) <= 2
+
+
+def _is_navigation(flat: str, n_words: int) -> bool:
+    if _BRACKET_MENU.match(flat) or _TAGS.match(flat):
+        return True
+    if n_words > 30 or flat[-1] in ".!?":
+        return False
+    parts = [p for p in _NAV_SEP.split(flat) if p.strip()]
+    return len(parts) >= 3 and n_words / len(parts) <= 3.5
+
+
+def _is_link_list(flat: str, n_words: int) -> bool:
+    if _MD_LINK.search(flat):
+        rest = _MD_LINK.sub(" ", flat)
+        return len(re.findall(r"\w+", rest)) <= 3
+    return bool(_BULLET.match(flat)) and n_words <= 25 and flat[-1] not in _TERMINAL
+
+
+def _is_dateline(flat: str, n_words: int) -> bool:
+    if n_words <= 8 and _DATELINE.match(flat):
+        return True
+    if n_words > 14 or not _DATE_TOKEN.search(flat):
+        return False
+    rest = _DATE_TOKEN.sub(" ", flat)
+    return len(re.findall(r"[^\W\d_]{2,}", rest)) <= 3
+
+
+def furniture_reason(flat: str, n_words: int) -> str | None:
+    """The reason a line or block of page furniture is not a paragraph, or None.
+
+    Only rules that hold for a line anywhere in an article; headings, repeats and the
+    language check depend on context and live in the segmenter.
+    """
+    if _MD_HEADING.match(flat):
+        return "heading"
+    if n_words <= 25 and (
+        (_BY_NAME.match(flat) and (_EMAIL.search(flat) or flat[-1] not in ".!?" or n_words <= 4))
+        or _CREDIT_LINE.search(flat)
+    ):
+        return "byline"
+    if n_words <= 40 and (_CAPTION_START.match(flat) or _CREDIT_END.search(flat)):
+        return "caption"
+    if n_words <= 40 and _COPYRIGHT.search(flat):
+        return "copyright"
+    if n_words <= 35 and _WIDGET.search(flat):
+        return "widget"
+    if _is_link_list(flat, n_words):
+        return "links"
+    if _is_url_heavy(flat, n_words):
+        return "url_email"
+    if _is_navigation(flat, n_words):
+        return "navigation"
+    if _is_dateline(flat, n_words):
+        return "dateline"
+    if n_words <= 80 and _ABOUT.search(flat):
+        return "about"
+    return None
+
+
+def _is_heading(flat: str, n_words: int, max_words: int) -> bool:
+    if n_words > max_words:
+        return False
+    last = flat[-1]
+    if last not in _TERMINAL or last == ":":
+        return True
+    if last == "?" and not _SPEAKER.match(flat) and not _SENTENCE_END.search(flat[:-1]):
+        return flat[0] not in "\"“‘'"
+    return flat.isupper()
+
+
+def _completes(prev: str, frag: str) -> bool:
+    """Whether ``frag`` only finishes the paragraph ``prev`` (an attribution, a cut sentence)."""
+    first = frag.lstrip("\"“‘'(…. ")[:1]
+    last = prev[-1]
+    frag_words = len(frag.split())
+    if last.isalnum() or last in ",;-–—":
+        # prev stops mid-sentence: it ends in a comma or a lowercase word ("... in" / "March, ...");
+        # a signature such as "-- Lee Jae-hoon, Suwon" ends in a capitalised word and stays apart
+        return first.islower() or last in ",;-–—" or prev.rsplit(None, 1)[-1].islower()
+    if last in _CLOSING_QUOTE and frag_words <= 20 and _ATTRIBUTION.search(frag):
+        # '"... against North Korea,"' then 'the official said.'
+        return first.islower() or prev[-2:-1] in {",", "?", "!", "…"} or frag_words <= 8
+    return first.islower() and frag_words <= 20 and bool(_ATTRIBUTION.search(frag))
+
+
+@dataclass
+class _Unit:
+    start: int
+    end: int
+    related: bool
+    joins_previous: bool  # nothing was dropped between this and the previous kept unit
+
+
+@dataclass
+class _Segmenter:
+    article: Article
+    settings: SegmentSettings
+    title: str | None = None
+    title_key: str | None = None
+    title_taken: bool = False
+    related: bool = False
+    last_kept: bool = False
+    seen: set[str] = field(default_factory=set)
+    units: list[_Unit] = field(default_factory=list)
+    dropped: list[DroppedBlock] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.title = self.article.title
+        self.title_key = _key(self.title) if self.title else None
+
+    def run(self) -> SegmentedArticle:
+        text = self.article.text
+        keep_related = self.settings.keep_related
+        for bs, be in _pieces(text, 0, len(text), _BLANK_LINES):
+            if self.related and not keep_related:
+                self._drop(bs, be, "related")
+                continue
+            lines = _pieces(text, bs, be, _NEWLINE)
+            marker = None if self.related else next(
+                (i for i, (s, e) in enumerate(lines) if _RELATED.match(text[s:e])), None
+            )
+            if marker is None:
+                self._block(lines)
+                continue
+            if marker:
+                self._block(lines[:marker])
+            self.related = True
+            ms, me = lines[marker]
+            if not keep_related:
+                self._drop(ms, be, "related")
+                continue
+            match = _RELATED.match(text[ms:me])
+            assert match is not None
+            self._drop(*_strip_span(text, ms, ms + match.end()), "related")
+            rest_start, rest_end = _strip_span(text, ms + match.end(), me)
+            rest = ([(rest_start, rest_end)] if rest_start < rest_end else []) + lines[marker + 1 :]
+            if rest:
+                self._block(rest)
+        paragraphs = self._paragraphs()
+        self.dropped.sort(key=lambda d: d.start)
+        return SegmentedArticle(self.article, self.title, tuple(paragraphs), tuple(self.dropped))
+
+    def _drop(self, start: int, end: int, reason: str) -> None:
+        self.dropped.append(DroppedBlock(self.article.article_id, start, end, reason, self.article.text[start:end]))
+        self.last_kept = False
+
+    def _line_reason(self, lines: list[tuple[int, int]], i: int) -> str | None:
+        """The reason to drop line ``i`` at the edge of a block, judged by context-free rules only."""
+        text = self.article.text
+        s, e = lines[i]
+        line = text[s:e]
+        if line[-1] in ",;-–—" or (i + 1 < len(lines) and text[lines[i + 1][0]].islower()):
+            return None  # the line runs on into the next: a hard-wrapped paragraph
+        key = _key(line)
+        if self.title_key and key == self.title_key:
+            reason = "repeated" if self.title_taken else "title"
+            self.title_taken = True
+            return reason
+        if key in self.seen:
+            return "repeated"
+        reason = furniture_reason(line, len(line.split()))
+        if reason is None and not is_english(line, 10**9):  # script check only: lines are short
+            reason = "non_english"
+        if reason:
+            self.seen.add(key)
+        return reason
+
+    def _block(self, lines: list[tuple[int, int]]) -> None:
+        text = self.article.text
+        i, j = 0, len(lines)
+        trailing: list[tuple[int, int, str]] = []
+        if len(lines) > 1:
+            while i < j and (reason := self._line_reason(lines, i)):
+                self._drop(*lines[i], reason)
+                i += 1
+            while j - 1 > i and (reason := self._line_reason(lines, j - 1)):
+                trailing.append((*lines[j - 1], reason))
+                j -= 1
+        if i < j:
+            start, end = lines[i][0], lines[j - 1][1]
+            single = j - i == 1
+            if single and (glued := _GLUED_CAPTION.match(text, start, end)):
+                rest_start, _ = _strip_span(text, glued.end(), end)
+                rest = text[rest_start:end]
+                if len(glued.group().split()) >= 5 and len(rest.split()) >= 10 and rest[0] not in "-–—":
+                    self.seen.add(_key(glued.group()))
+                    self._drop(*_strip_span(text, start, glued.end()), "caption")
+                    start = rest_start
+            reason = self._reason(flatten(text[start:end]), single)
+            if reason:
+                self._drop(start, end, reason)
+            else:
+                self.units.append(_Unit(start, end, self.related, self.last_kept))
+                self.last_kept = True
+        for s, e, reason in reversed(trailing):
+            self._drop(s, e, reason)
+
+    def _reason(self, flat: str, single_line: bool) -> str | None:
+        key = _key(flat)
+        if self.title_key and key == self.title_key:
+            reason = "repeated" if self.title_taken else "title"
+            self.title_taken = True
+            return reason
+        if key in self.seen:
+            return "repeated"
+        self.seen.add(key)
+        n_words = len(flat.split())
+        reason = furniture_reason(flat, n_words)
+        if reason:
+            if reason == "heading":
+                return self._heading_or_title(flat, key)
+            return reason
+        settings = self.settings
+        if not is_english(flat, settings.language_min_words, settings.language_confidence):
+            return "non_english"
+        if single_line and _is_heading(flat, n_words, settings.heading_max_words):
+            return self._heading_or_title(flat, key)
+        return None
+
+    def _heading_or_title(self, flat: str, key: str) -> str:
+        if self.title is None and not self.units and not self.related:
+            self.title = flat.lstrip("#").strip()
+            self.title_key, self.title_taken = key, True
+            return "title"
+        return "heading"
+
+    def _paragraphs(self) -> list[Paragraph]:
+        text = self.article.text
+        settings = self.settings
+        merged: list[_Unit] = []
+        for unit in self.units:
+            if merged and unit.joins_previous and unit.related == merged[-1].related:
+                prev = merged[-1]
+                if _completes(flatten(text[prev.start : prev.end]), flatten(text[unit.start : unit.end])):
+                    prev.end = unit.end
+                    continue
+            merged.append(_Unit(unit.start, unit.end, unit.related, unit.joins_previous))
+        article = self.article
+        out: list[Paragraph] = []
+        for unit in merged:
+            for start, end in _split_long(text, unit.start, unit.end, settings.max_words):
+                out.append(
+                    Paragraph(
+                        article_id=article.article_id,
+                        position=len(out),
+                        text=flatten(text[start:end]),
+                        start=start,
+                        end=end,
+                        title=self.title,
+                        date=article.date,
+                        source=article.source,
+                        url=article.url,
+                        related=unit.related,
+                    )
+                )
+        return out
+
+
+def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    out = []
+    pos = start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        if _ABBREVIATION.search(text, max(start, match.start() - 6), match.start() + 1):
+            continue
+        out.append((pos, match.end()))
+        pos, _ = _strip_span(text, match.end(), end)
+    if pos < end:
+        out.append((pos, end))
+    return out
+
+
+def _split_long(text: str, start: int, end: int, max_words: int) -> list[tuple[int, int]]:
+    """Spans of near-equal chunks of whole sentences, none over ``max_words`` unless one sentence is."""
+    total = len(text[start:end].split())
+    if total <= max_words:
+        return [(start, end)]
+    sentences = _sentences(text, start, end)
+    n_chunks = math.ceil(total / max_words)
+    target = total / n_chunks
+    chunks = []
+    chunk_start, words = sentences[0][0], 0
+    for s, e in sentences:
+        n = len(text[s:e].split())
+        if words and (words + n > max_words or words + n / 2 > target) and len(chunks) < n_chunks - 1:
+            chunks.append((chunk_start, _strip_span(text, chunk_start, s)[1]))
+            chunk_start, words = s, 0
+        words += n
+    chunks.append((chunk_start, end))
+    return chunks
+
+
+def segment_article(article: Article, settings: SegmentSettings | None = None) -> SegmentedArticle:
+    """Segment one article into kept paragraphs and dropped blocks (each with its reason)."""
+    return _Segmenter(article, settings or SegmentSettings()).run()
+
+
+def segment_text(
+    text: str, article_id: str = "article", title: str | None = None, settings: SegmentSettings | None = None
+) -> SegmentedArticle:
+    """``segment_article`` on a bare text: handy in notebooks and tests."""
+    return segment_article(Article(article_id=article_id, text=text, title=title), settings)
