@@ -11,6 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from experiments.cli.common import print_tables, user_errors
 from inference.ingest import DroppedBlock, SegmentedArticle, SegmentSettings, import_articles
 from labels import DEFAULT_DATASET, read_records
+from labels.errors import UserError
 from labels.records import write_records
 from labels.splits import SplitSettings, apply_splits
 from labels.stats import dataset_stats
@@ -135,4 +136,4 @@ def import_(
     rate = report.paragraphs / report.seconds if report.seconds else 0.0
     typer.echo(f"wrote {report.paragraphs} paragraph records to {output} ({report.seconds:.1f} s, {rate:,.0f} paragraphs/s)")
     if not report.articles:
-        raise ValueError("no article could be read from the inputs")
+        raise UserError("no article could be read from the inputs")

@@ -84,7 +84,9 @@ _COPYRIGHT = re.compile(
 )
 _ABOUT = re.compile(
     r"^(?i:about\s+(?:us|the\s+(?:author|writer)s?)\b|about\s+[A-Z][^:.]{0,40}:"
-    r"|(?:the\s+)?(?:writer|author|columnist|contributor)s?,?\s+(?:is|was|are|were|teaches|directs|served|heads)\b"
+    # "The writer is a professor ..." is a blurb; "The writer is right that ..." is a letter.
+    r"|(?:the\s+)?(?:writer|author|columnist|contributor)s?,?\s+"
+    r"(?:(?:is|was|are|were)\s+(?:a|an|the|also|currently|formerly)\b|teaches|directs|served|heads)"
     r"|this\s+(?:commentary|editorial|column|explainer|interview|article|report|story|page|piece|analysis)\b"
     r".{0,60}\b(?:reflects?|part\s+of|translated|updated|appeared|printed|edited|series)\b"
     r"|\(?this\s+article\s+(?:has\s+been|was)\s+translated|translated\s+(?:and\s+\w+\s+)?from\b"

@@ -22,18 +22,36 @@ def test_every_topic_paragraph_comes_back_unchanged():
             result = segment_article(
                 Article(article["article_id"], article["text"], title=article["title"], date=article["date"])
             )
-            kept = {p.text for p in result.paragraphs}
+            kept = [p.text for p in result.paragraphs]
             for record in by_article[article["article_id"]]:
+                back = _comes_back(record["text"], kept)
                 if record["topics"]:
-                    if record["text"] not in kept:
+                    if not back:
                         lost.append(record["id"])
-                elif record["text"] in kept:
+                elif back:
                     furniture_kept += 1
                 else:
                     furniture_dropped += 1
-    assert articles == 272
+    no_topic = sum(1 for records in by_article.values() for r in records if not r["topics"])
+    assert articles == len(by_article)
     assert lost == []
-    # No-topic paragraphs are story background as well as page furniture; at the time of
-    # writing 440 are kept and 220 dropped. Dropping much less means the furniture rules broke.
-    assert furniture_kept + furniture_dropped == 660
-    assert furniture_dropped >= 200
+    assert furniture_kept + furniture_dropped == no_topic
+    # No-topic paragraphs are story background as well as page furniture (about a third of
+    # them were furniture when this was written). Dropping much less means the rules broke.
+    assert furniture_dropped >= 0.25 * no_topic
+
+
+def _comes_back(text: str, kept: list[str]) -> bool:
+    """Unchanged, or (for a block over the size limit) as consecutive chunks that join to it."""
+    if text in kept:
+        return True
+    for start, chunk in enumerate(kept):
+        if text.startswith(chunk):
+            joined = chunk
+            for nxt in kept[start + 1 :]:
+                joined = f"{joined} {nxt}"
+                if joined == text:
+                    return True
+                if not text.startswith(joined):
+                    break
+    return False
