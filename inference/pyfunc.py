@@ -9,7 +9,6 @@ column types.
 from __future__ import annotations
 
 import json
-import warnings
 from typing import Any
 
 import mlflow.pyfunc
@@ -45,13 +44,12 @@ def predictions_frame(predictions: list[Prediction]) -> pd.DataFrame:
     )
 
 
-# MLflow warns at class definition that predict has no type hints; hints would make it
-# coerce inputs itself, and this wrapper takes both DataFrames and lists on purpose.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
-
-
 class AllystancePyfunc(mlflow.pyfunc.PythonModel):
     """Loads the model folder logged as the ``model`` artifact."""
+
+    # MLflow would wrap predict to validate inputs by its type hints (and warn that there are
+    # none); this wrapper takes DataFrames, Series and lists on purpose, so skip that.
+    _skip_type_hint_validation = True
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.predictor = load_model(context.artifacts[MODEL_ARTIFACT])

@@ -69,7 +69,7 @@ def evaluate_command(
         if f"topic_{t}_precision" in metrics
     ]
     overall = [
-        (k, f"{v:.3f}")
+        (k, f"{v:.0f}" if k.startswith("n_") else f"{v:.3f}")
         for k, v in metrics.items()
         if not k.startswith(("topic_", "stance_"))
         or k

@@ -29,3 +29,21 @@ def test_articles_file_matches_the_paragraphs():
             assert record["article_id"] == article["article_id"]
             assert record["split"] == article["split"]
             assert record["text"] in article["text"]
+
+
+def test_dataset_v1_minimums_hold():
+    """The v1 floor from the dataset issue: size, balance and dev/test coverage."""
+    from collections import Counter
+
+    records = read_records()
+    assert len(records) >= 2000
+    assert len({r["article_id"] for r in records}) >= 300
+    topics = Counter(t for r in records for t in r["topics"])
+    assert min(topics.values()) >= 350 and len(topics) == 4
+    cells = Counter((t, s) for r in records for t, s in r["stance"].items())
+    assert len(cells) == 12 and min(cells.values()) >= 80
+    assert sum(1 for r in records if not r["topics"]) >= 500
+    assert sum(1 for r in records if len(r["topics"]) >= 2) >= 250
+    for split in ("dev", "test"):
+        split_cells = Counter((t, s) for r in records if r["split"] == split for t, s in r["stance"].items())
+        assert len(split_cells) == 12 and min(split_cells.values()) >= 12, split
