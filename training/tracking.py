@@ -8,6 +8,7 @@ embedded default: ``sqlite:///mlflow.db`` in the working directory with artifact
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import subprocess
@@ -23,7 +24,7 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from inference.model_io import Predictor
-from inference.pyfunc import MODEL_ARTIFACT, AllystancePyfunc, predictions_frame
+from inference.pyfunc import MODEL_ARTIFACT, predictions_frame
 from labels import LabelSchema
 from training.config import flatten
 from training.evaluate import Evaluation
@@ -34,6 +35,8 @@ REGISTERED_MODEL = "allystance"
 CHAMPION = "champion"
 DEFAULT_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
+# Found without importing it: the module registers the model with MLflow when it runs.
+PYFUNC_ENTRY = importlib.util.find_spec("inference.pyfunc_entry").origin
 
 
 def resolve_tracking_uri(option: str | None = None) -> str:
@@ -177,7 +180,8 @@ def log_model(model_dir: str | Path, predictor: Predictor, example_texts: Sequen
 def _log_pyfunc(model_dir: str | Path, signature, example: pd.DataFrame, family: str):
     return mlflow.pyfunc.log_model(
         name="model",
-        python_model=AllystancePyfunc(),
+        # Models from code: MLflow stores this small file instead of a pickled object.
+        python_model=PYFUNC_ENTRY,
         artifacts={MODEL_ARTIFACT: str(model_dir)},
         signature=signature,
         input_example=example,

@@ -33,6 +33,8 @@ def root(
     # The code never reaches a model hub; weights come from local folders or packages.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow sets its own log level when it is imported (later, lazily); this is what it reads.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if debug else "WARNING")
     ctx.obj = {"debug": debug, "quiet": quiet}
     configure_logging(debug, quiet)
 
