@@ -2,7 +2,7 @@
 
 from labels import DEFAULT_DATASET, read_records
 from labels.records import ARTICLES_FILE
-from labels.splits import assign_splits
+from labels.splits import SplitSettings, assign_splits, balance_problems
 from labels.validate import validate_files
 
 
@@ -16,6 +16,7 @@ def test_shipped_splits_are_what_the_split_command_gives():
     records = read_records()
     assignment = assign_splits(records)
     assert all(r["split"] == assignment[r["article_id"]] for r in records)
+    assert balance_problems(records, SplitSettings()) == []
 
 
 def test_articles_file_matches_the_paragraphs():

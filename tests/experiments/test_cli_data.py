@@ -50,6 +50,21 @@ def test_split_rewrites_splits_reproducibly(dataset_file: Path):
     runner.invoke(app, ["data", "split", str(dataset_file), "--seed", "3"])
     assert [r["split"] for r in read_records(dataset_file)] == once
     assert set(once) <= {"train", "dev", "test"}
+    # Six records cannot fill every cell of dev and test: the command says so.
+    assert "warning: dev has 0 paragraphs of" in first.output
+    assert "seed 3" in first.output
+
+
+def test_split_search_reports_the_seed_it_used(tmp_path: Path):
+    from tests.conftest import small_subset
+
+    path = write_jsonl(tmp_path / "s.jsonl", small_subset(60, 20))
+    result = runner.invoke(app, ["data", "split", str(path), "--seed", "0", "--search", "--min-cell", "1"])
+    assert result.exit_code == 0, result.output
+    seed = int(result.output.split("seed ")[1].split()[0])
+    assert "warning" not in result.output
+    again = runner.invoke(app, ["data", "split", str(path), "--seed", str(seed), "--min-cell", "1"])
+    assert "warning" not in again.output
 
 
 def test_help_lists_the_data_commands():
