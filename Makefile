@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/allystance data stats
 	$(BIN)/allystance train baseline --promote
 	$(BIN)/allystance evaluate --model models:/allystance@champion --split test
+	$(BIN)/allystance predict experiments/samples/articles -o predictions.jsonl --articles article_summaries.jsonl
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,6 +31,7 @@ test: $(STAMP)
 # Not a test: imports 10,000 generated article files and prints paragraphs/s and peak RSS.
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/predict_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -150,25 +150,36 @@ def load_model(folder: str | Path, schema: LabelSchema | None = None) -> Predict
     return Predictor(model, meta, schema, source=str(folder))
 
 
+def _pyfunc_model_folder(uri: str) -> Path:
+    import mlflow  # imported here: local folders load without touching MLflow
+
+    path = Path(uri)
+    try:
+        root = path if (path / "MLmodel").is_file() else Path(mlflow.artifacts.download_artifacts(uri))
+    except mlflow.exceptions.MlflowException as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"cannot load model {uri}: {first_line}; train one with 'allystance train baseline --promote'"
+        ) from None
+    folder = root / "artifacts" / "model"
+    if not (folder / META_FILE).is_file():
+        raise ModelLoadError(f"{uri} is an MLflow model but not an allystance one (no artifacts/model/{META_FILE})")
+    return folder
+
+
 def load_predictor(uri: str | Path, schema: LabelSchema | None = None) -> Predictor:
     """Load a model from a local folder or any MLflow model URI (``runs:/``, ``models:/``)."""
     path = Path(str(uri))
     if (path / META_FILE).is_file():
         return load_model(path, schema)
     if (path / "MLmodel").is_file() or ":/" in str(uri):
-        import mlflow  # imported here: local folders load without touching MLflow
-
+        # An allystance pyfunc model keeps its model folder as the artifact "model"; fetching
+        # just that is faster than mlflow.pyfunc.load_model and loads the same weights.
+        folder = _pyfunc_model_folder(str(uri))
         try:
-            pyfunc = mlflow.pyfunc.load_model(str(uri))
+            predictor = load_model(folder, schema)
         except ModelLoadError as exc:
             raise ModelLoadError(f"{uri}: {exc}") from None
-        except mlflow.exceptions.MlflowException as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(
-                f"cannot load model {uri}: {first_line}; train one with 'allystance train baseline --promote'"
-            ) from None
-        predictor = pyfunc.unwrap_python_model().predictor
         predictor.source = str(uri)
-        check_schema(predictor.meta, schema or load_schema(), str(uri))
         return predictor
     raise ModelLoadError(f"no model at {uri}: give a model folder or an MLflow URI such as models:/allystance@champion")

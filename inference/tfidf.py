@@ -180,9 +180,6 @@ class CachedCharFeatures:
         self.max_cache = max_cache
         self._cache: dict[str, list[int]] = {}
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_cache": {}}  # the cache is rebuilt, never saved
-
     def _word_indices(self, word: str) -> list[int]:
         indices = self._cache.get(word)
         if indices is None:
@@ -196,17 +193,20 @@ class CachedCharFeatures:
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         preprocess = self.vectorizer.build_preprocessor()
         white = self.vectorizer._white_spaces
+        word_indices = self._word_indices
         indices: list[int] = []
-        indptr = [0]
+        lengths = []
         for text in texts:
+            start = len(indices)
             for word in white.sub(" ", preprocess(text)).split():
-                indices.extend(self._word_indices(word))
-            indptr.append(len(indices))
-        counts = sp.csr_matrix(
-            (np.ones(len(indices), dtype=np.float64), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
+                indices.extend(word_indices(word))
+            lengths.append(len(indices) - start)
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        # COO to CSR sums repeated (row, n-gram) entries in compiled code.
+        counts = sp.coo_matrix(
+            (np.ones(len(indices), dtype=np.float64), (rows, np.asarray(indices, dtype=np.int64))),
             shape=(len(texts), len(self.vectorizer.vocabulary_)),
-        )
-        counts.sum_duplicates()
+        ).tocsr()
         return self.vectorizer._tfidf.transform(counts, copy=False)
 
 
@@ -269,6 +269,7 @@ class TfidfTopicStance(BaseEstimator):
     def fit(self, texts: Sequence[str], topics: np.ndarray, stances: np.ndarray) -> TfidfTopicStance:
         features = self.make_features()
         X = features.fit_transform(list(texts))
+        fast_transform(features, texts)  # fills the word cache, which is saved with the model
         return self.set_fitted(
             features,
             fit_topic_heads(X, topics, self.topic_model, self.topic_C, self.class_weight, self.seed),

@@ -16,7 +16,14 @@ import numpy as np
 
 from inference.model_io import Predictor
 from inference.rules import KeywordRules
-from inference.tfidf import TfidfTopicStance, fit_stance_heads, fit_topic_heads, stance_scores, topic_scores
+from inference.tfidf import (
+    TfidfTopicStance,
+    fast_transform,
+    fit_stance_heads,
+    fit_topic_heads,
+    stance_scores,
+    topic_scores,
+)
 from labels import LabelSchema, load_schema
 from training import tracking
 from training.config import BaselineRecipe, RulesRecipe
@@ -71,6 +78,7 @@ def train_baseline(
         )
         features = base.make_features()
         X_train = features.fit_transform(train.texts)
+        fast_transform(features, train.texts)  # fills the char n-gram word cache saved with the model
         X_dev = features.transform(dev.texts)
         mlflow_feature_count = X_train.shape[1]
         tracking.log_metrics({"n_features": mlflow_feature_count})

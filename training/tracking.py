@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import os
 import subprocess
 import tempfile
 import warnings
@@ -25,6 +24,7 @@ from mlflow.models import infer_signature
 
 from inference.model_io import Predictor
 from inference.pyfunc import MODEL_ARTIFACT, predictions_frame
+from inference.store import use_store
 from labels import LabelSchema
 from training.config import flatten
 from training.evaluate import Evaluation
@@ -33,19 +33,9 @@ logger = logging.getLogger(__name__)
 
 REGISTERED_MODEL = "allystance"
 CHAMPION = "champion"
-DEFAULT_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 # Found without importing it: the module registers the model with MLflow when it runs.
 PYFUNC_ENTRY = importlib.util.find_spec("inference.pyfunc_entry").origin
-
-
-def resolve_tracking_uri(option: str | None = None) -> str:
-    """The tracking URI to use: the option, the environment, or the embedded default."""
-    if option:
-        return option
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{Path.cwd() / DEFAULT_DB}"
 
 
 def _artifact_location(uri: str) -> str | None:
@@ -53,14 +43,6 @@ def _artifact_location(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
         return (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR).resolve().as_uri()
     return None
-
-
-def use_store(uri: str | None = None) -> str:
-    """Point MLflow at a tracking store and return its URI."""
-    uri = resolve_tracking_uri(uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
 
 
 def ensure_experiment(name: str, uri: str) -> str:

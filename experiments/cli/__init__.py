@@ -9,6 +9,7 @@ import typer
 from experiments.cli.common import configure_logging
 from experiments.cli.data import app as data_app
 from experiments.cli.evaluate import evaluate_command
+from experiments.cli.predict import predict_command
 from experiments.cli.train import app as train_app
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.command("evaluate")(evaluate_command)
+app.command("predict")(predict_command)
 
 
 @app.callback()

@@ -72,10 +72,14 @@ def stats(files: list[Path] = FilesArg) -> None:
 def split(
     file: Path = typer.Argument(DEFAULT_DATASET, help="Dataset file to re-split in place."),
     seed: int = typer.Option(SplitSettings.seed, help="Seed of the article hash (the shipped splits use the default)."),
-    search: bool = typer.Option(False, "--search", help="Use the first seed from --seed on whose split meets the balance rules."),
+    search: bool = typer.Option(
+        False, "--search", help="Use the first seed from --seed on whose split meets the balance rules."
+    ),
     dev: float = typer.Option(SplitSettings.dev, help="Share of articles for dev."),
     test: float = typer.Option(SplitSettings.test, help="Share of articles for test."),
-    min_cell: int = typer.Option(SplitSettings.min_cell, help="Balance rule: paragraphs per (topic, stance) cell in dev and in test."),
+    min_cell: int = typer.Option(
+        SplitSettings.min_cell, help="Balance rule: paragraphs per (topic, stance) cell in dev and in test."
+    ),
 ) -> None:
     """Assign train/dev/test by a hash of each article's id, so whole articles stay together and label fixes never move one.
 
@@ -108,9 +112,13 @@ def _explain_line(block: DroppedBlock) -> str:
 @app.command("import")
 @user_errors
 def import_(
-    inputs: list[str] = typer.Argument(..., help="Files, folders, glob patterns, or - for standard input.", show_default=False),
+    inputs: list[str] = typer.Argument(
+        ..., help="Files, folders, glob patterns, or - for standard input.", show_default=False
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="JSON-lines file to write the paragraph records to."),
-    keep_related: bool = typer.Option(False, "--keep-related", help="Keep what follows a 'Related articles' marker, flagged related."),
+    keep_related: bool = typer.Option(
+        False, "--keep-related", help="Keep what follows a 'Related articles' marker, flagged related."
+    ),
     explain: bool = typer.Option(False, "--explain", help="Print every dropped block with its reason."),
     source: str = typer.Option("unknown", help="Source for records whose input names none."),
 ) -> None:
@@ -126,7 +134,12 @@ def import_(
     """
     console = Console(stderr=True)
     settings = SegmentSettings(keep_related=keep_related)
-    columns = (SpinnerColumn(), TextColumn("{task.completed} articles"), TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.completed} articles"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("import", total=None, rate="")
 
@@ -145,6 +158,8 @@ def import_(
         typer.echo()
     print_tables(report.tables())
     rate = report.paragraphs / report.seconds if report.seconds else 0.0
-    typer.echo(f"wrote {report.paragraphs} paragraph records to {output} ({report.seconds:.1f} s, {rate:,.0f} paragraphs/s)")
+    typer.echo(
+        f"wrote {report.paragraphs} paragraph records to {output} ({report.seconds:.1f} s, {rate:,.0f} paragraphs/s)"
+    )
     if not report.articles:
         raise UserError("no article could be read from the inputs")

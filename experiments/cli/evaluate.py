@@ -19,8 +19,8 @@ def evaluate_model(
 ) -> dict[str, float]:
     """Evaluate a model URI or folder on a dataset file; write plots and errors to ``output``."""
     from inference.model_io import load_predictor
+    from inference.store import use_store
     from training.evaluate import evaluate
-    from training.tracking import use_store
 
     use_store(tracking_uri)
     predictor = load_predictor(model)

@@ -169,7 +169,15 @@ def _row_article(row: dict, path: Path, row_no: int, where: str) -> Article | Sk
     row_id = row.get("id") if row.get("id") not in (None, "") else row.get("article_id")
     meta = {k: (str(row[k]) if row.get(k) not in (None, "") else None) for k in METADATA_FIELDS}
     article_id = str(row_id) if row_id not in (None, "") else f"{path.stem}-{row_no}"
-    return Article(article_id=article_id, text=text, origin=where, **meta)
+    return Article(
+        article_id=article_id,
+        text=text,
+        origin=where,
+        row_id=str(row["id"]) if row.get("id") not in (None, "") else None,
+        row_article_id=str(row["article_id"]) if row.get("article_id") not in (None, "") else None,
+        from_table=True,
+        **meta,
+    )
 
 
 def _read_jsonl(path: Path) -> Iterator[Article | SkippedInput]:

@@ -37,6 +37,10 @@ class Article:
     source: str | None = None
     url: str | None = None
     origin: str = ""
+    # Set for a row of a table: its own ``id`` and ``article_id`` columns, as given.
+    row_id: str | None = None
+    row_article_id: str | None = None
+    from_table: bool = False
 
 
 @dataclass(frozen=True, slots=True)

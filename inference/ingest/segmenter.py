@@ -297,8 +297,8 @@ class _Segmenter:
                 self._drop(bs, be, "related")
                 continue
             lines = _pieces(text, bs, be, _NEWLINE)
-            marker = None if self.related else next(
-                (i for i, (s, e) in enumerate(lines) if _RELATED.match(text[s:e])), None
+            marker = (
+                None if self.related else next((i for i, (s, e) in enumerate(lines) if _RELATED.match(text[s:e])), None)
             )
             if marker is None:
                 self._block(lines)

@@ -26,11 +26,27 @@ def test_import_writes_unlabelled_records_and_a_summary(tmp_path):
     assert result.exit_code == 0, result.output
     records = _records(out)
     assert [r["id"] for r in records] == [
-        "headline_twice-p00", "headline_twice-p01", "headline_twice-p02", "widgets-p00", "widgets-p01", "widgets-p02",
+        "headline_twice-p00",
+        "headline_twice-p01",
+        "headline_twice-p02",
+        "widgets-p00",
+        "widgets-p01",
+        "widgets-p02",
     ]
     first = records[0]
     assert set(first) == {
-        "id", "article_id", "position", "text", "topics", "stance", "source", "date", "title", "url", "start", "end",
+        "id",
+        "article_id",
+        "position",
+        "text",
+        "topics",
+        "stance",
+        "source",
+        "date",
+        "title",
+        "url",
+        "start",
+        "end",
         "related",
     }
     assert (first["topics"], first["stance"], first["source"]) == ([], {}, "unknown")
@@ -63,8 +79,17 @@ def test_bad_inputs_are_named_and_the_rest_is_imported(tmp_path):
     (tmp_path / "bad.csv").write_text("headline\nx\n", encoding="utf-8")
     out = tmp_path / "p.jsonl"
     result = runner.invoke(
-        app, ["data", "import", str(tmp_path / "empty.txt"), str(tmp_path / "bad.csv"), "nowhere.txt",
-              str(FIXTURES / "about_us.txt"), "-o", str(out)],
+        app,
+        [
+            "data",
+            "import",
+            str(tmp_path / "empty.txt"),
+            str(tmp_path / "bad.csv"),
+            "nowhere.txt",
+            str(FIXTURES / "about_us.txt"),
+            "-o",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert len(_records(out)) == 2

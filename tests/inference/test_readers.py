@@ -42,7 +42,14 @@ def test_glob_and_stdin(tmp_path):
 
 def test_tables_jsonl_csv_parquet(tmp_path):
     rows = [
-        {"id": "r1", "text": STORY, "title": "Drills", "date": "2024-03-04", "source": "wire", "url": "https://x.org/1"},
+        {
+            "id": "r1",
+            "text": STORY,
+            "title": "Drills",
+            "date": "2024-03-04",
+            "source": "wire",
+            "url": "https://x.org/1",
+        },
         {"text": STORY.replace("Monday", "Tuesday")},
     ]
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -15,180 +15,179 @@ from inference.ingest import Article, SegmentSettings, flatten, iter_segmented, 
 FIXTURES = Path(__file__).with_name("fixtures")
 
 EXPECTED = {
-    'about_us.txt': (
-        'Lawmakers urge talks with the North',
+    "about_us.txt": (
+        "Lawmakers urge talks with the North",
         [
-            'A group of forty lawmakers from the ruling and opposition parties on Thursday urged the government to propose military talks with North Korea to lower tension along the border, saying dialogue was the only way to prevent accidental clashes.',
-            'The lawmakers said they would submit a resolution to the National Assembly next week.',
+            "A group of forty lawmakers from the ruling and opposition parties on Thursday urged the government to propose military talks with North Korea to lower tension along the border, saying dialogue was the only way to prevent accidental clashes.",
+            "The lawmakers said they would submit a resolution to the National Assembly next week.",
         ],
         [
-            ('title', 'Lawmakers urge talks with the North'),
-            ('about', 'About us: The Peninsula Ledger is an independent news site f'),
+            ("title", "Lawmakers urge talks with the North"),
+            ("about", "About us: The Peninsula Ledger is an independent news site f"),
         ],
     ),
-    'broken_quote.txt': (
+    "broken_quote.txt": (
         None,
         [
-            'WASHINGTON -- A senior administration official defended the decision on Thursday to resume large-scale field drills on the peninsula.',
+            "WASHINGTON -- A senior administration official defended the decision on Thursday to resume large-scale field drills on the peninsula.",
             '"We cannot keep a combined force ready with slide shows and video calls, and we will not apologise for training to deter aggression against North Korea," the official said.',
-            'The official, who spoke on condition of anonymity, added that the allies would announce the dates of the next exercise in the coming weeks, after consulting Tokyo.',
+            "The official, who spoke on condition of anonymity, added that the allies would announce the dates of the next exercise in the coming weeks, after consulting Tokyo.",
         ],
-        [
-        ],
+        [],
     ),
-    'byline_emails.txt': (
+    "byline_emails.txt": (
         None,
         [
             "The new Special Measures Agreement, signed in Washington on Monday, raises South Korea's payment for American troops by 8.3 percent next year and ties later increases to inflation.",
-            'Officials in Seoul said the deal gave the alliance five years of stability, while critics in the opposition said the government had conceded too much too early.',
+            "Officials in Seoul said the deal gave the alliance five years of stability, while critics in the opposition said the government had conceded too much too early.",
         ],
         [
-            ('byline', 'By Han Ji-won and Robert Ellis jiwon.han@example.com, r.elli'),
-            ('dateline', 'Updated: 2024-11-05 09:12 KST'),
-            ('url_email', 'Contact the reporters: jiwon.han@example.com | r.ellis@examp'),
-            ('byline', 'Staff writers in Washington contributed to this report.'),
+            ("byline", "By Han Ji-won and Robert Ellis jiwon.han@example.com, r.elli"),
+            ("dateline", "Updated: 2024-11-05 09:12 KST"),
+            ("url_email", "Contact the reporters: jiwon.han@example.com | r.ellis@examp"),
+            ("byline", "Staff writers in Washington contributed to this report."),
         ],
     ),
-    'caption_glued.txt': (
+    "caption_glued.txt": (
         None,
         [
-            'SEOUL, March 4 (Yonhap) -- South Korean and American troops began their annual spring exercise on Monday, the Joint Chiefs of Staff said, with field training restored to its full scale after several years of computer simulations.',
+            "SEOUL, March 4 (Yonhap) -- South Korean and American troops began their annual spring exercise on Monday, the Joint Chiefs of Staff said, with field training restored to its full scale after several years of computer simulations.",
             "About 12,000 American personnel are taking part, roughly double last year's number, according to a defence ministry official.",
             "North Korea's state media called the drills a rehearsal for invasion and warned of countermeasures.",
         ],
         [
-            ('caption', 'Soldiers from both countries unload equipment at a port in P'),
-            ('repeated', 'Soldiers from both countries unload equipment at a port in P'),
+            ("caption", "Soldiers from both countries unload equipment at a port in P"),
+            ("repeated", "Soldiers from both countries unload equipment at a port in P"),
         ],
     ),
-    'chinese_footer.txt': (
-        'Pyongyang condemns Freedom Shield drills',
+    "chinese_footer.txt": (
+        "Pyongyang condemns Freedom Shield drills",
         [
             "North Korea's foreign ministry on Sunday condemned the Freedom Shield exercise as a dangerous provocation and threatened what it called overwhelming countermeasures if the drills went ahead as planned.",
-            'The statement came a day before tens of thousands of South Korean and American troops were due to begin eleven days of combined training.',
+            "The statement came a day before tens of thousands of South Korean and American troops were due to begin eleven days of combined training.",
         ],
         [
-            ('title', 'Pyongyang condemns Freedom Shield drills'),
-            ('copyright', '本文版权归原作者所有，未经许可不得转载。原文链接：http://www.example.cn/news/2023/031'),
-            ('copyright', '版权所有 © 2023 环球新闻网 www.example.cn'),
+            ("title", "Pyongyang condemns Freedom Shield drills"),
+            ("copyright", "本文版权归原作者所有，未经许可不得转载。原文链接：http://www.example.cn/news/2023/031"),
+            ("copyright", "版权所有 © 2023 环球新闻网 www.example.cn"),
         ],
     ),
-    'combined_kitchen_sink.txt': (
-        'Allies to resume full-scale drills',
+    "combined_kitchen_sink.txt": (
+        "Allies to resume full-scale drills",
         [
-            'SEOUL -- South Korea and the United States will resume large-scale field exercises this summer after a pause of several years, the defence ministry said on Friday.',
+            "SEOUL -- South Korea and the United States will resume large-scale field exercises this summer after a pause of several years, the defence ministry said on Friday.",
             '"Readiness is not something you can put on hold while you wait for a phone call from Pyongyang," a ministry spokesman said.',
-            'Officials pointed to a string of missile launches by the North and said computer simulations alone could not keep the combined forces ready.',
-            'Opposition lawmakers called the decision needlessly provocative and urged the government to keep the door open to talks with the North.',
+            "Officials pointed to a string of missile launches by the North and said computer simulations alone could not keep the combined forces ready.",
+            "Opposition lawmakers called the decision needlessly provocative and urged the government to keep the door open to talks with the North.",
         ],
         [
-            ('navigation', 'Home > World > Asia-Pacific'),
-            ('title', 'Allies to resume full-scale drills'),
-            ('repeated', 'Allies to resume full-scale drills'),
-            ('byline', 'By Kim Min-seo minseo.kim@example.com'),
-            ('caption', 'Marines come ashore during a landing drill in Pohang last ye'),
-            ('heading', 'Why now?'),
-            ('widget', 'Share on X | Facebook | Copy link'),
-            ('repeated', 'Marines come ashore during a landing drill in Pohang last ye'),
-            ('related', 'Most popular'),
-            ('related', "K-pop star's wedding draws thousands of fans to Jeju"),
-            ('related', 'Local council election: turnout hits record low'),
+            ("navigation", "Home > World > Asia-Pacific"),
+            ("title", "Allies to resume full-scale drills"),
+            ("repeated", "Allies to resume full-scale drills"),
+            ("byline", "By Kim Min-seo minseo.kim@example.com"),
+            ("caption", "Marines come ashore during a landing drill in Pohang last ye"),
+            ("heading", "Why now?"),
+            ("widget", "Share on X | Facebook | Copy link"),
+            ("repeated", "Marines come ashore during a landing drill in Pohang last ye"),
+            ("related", "Most popular"),
+            ("related", "K-pop star's wedding draws thousands of fans to Jeju"),
+            ("related", "Local council election: turnout hits record low"),
         ],
     ),
-    'combined_markdown.md': (
-        'Seoul weighs cost of taking wartime command',
+    "combined_markdown.md": (
+        "Seoul weighs cost of taking wartime command",
         [
             "South Korea's defence ministry asked parliament on Tuesday for an additional 1.2 trillion won next year to buy the surveillance and command systems it says it needs before it can take wartime operational control from the United States.",
-            'Ministry officials told lawmakers that the transfer should follow, not precede, the purchase of new reconnaissance satellites and a joint command system, a position critics called a recipe for endless delay.',
-            'The budget request will be debated by the defence committee next month.',
+            "Ministry officials told lawmakers that the transfer should follow, not precede, the purchase of new reconnaissance satellites and a joint command system, a position critics called a recipe for endless delay.",
+            "The budget request will be debated by the defence committee next month.",
         ],
         [
-            ('title', '# Seoul weighs cost of taking wartime command'),
-            ('byline', '*By Lee Ha-eun* | [Politics](https://example.com/politics) |'),
-            ('heading', '## Capabilities first'),
-            ('links', '- [Timeline: OPCON since 1994](https://example.com/opcon-tim'),
-            ('links', '- [Who commands in a war?](https://example.com/cfc)'),
-            ('non_english', 'Le ministère de la Défense a refusé de commenter les détails'),
+            ("title", "# Seoul weighs cost of taking wartime command"),
+            ("byline", "*By Lee Ha-eun* | [Politics](https://example.com/politics) |"),
+            ("heading", "## Capabilities first"),
+            ("links", "- [Timeline: OPCON since 1994](https://example.com/opcon-tim"),
+            ("links", "- [Who commands in a war?](https://example.com/cfc)"),
+            ("non_english", "Le ministère de la Défense a refusé de commenter les détails"),
         ],
     ),
-    'headline_twice.txt': (
-        'Seoul and Washington fail to close cost-sharing gap',
+    "headline_twice.txt": (
+        "Seoul and Washington fail to close cost-sharing gap",
         [
-            'SEOUL, Nov. 19 -- Negotiators from South Korea and the United States ended a third round of talks on the upkeep of American troops on Tuesday without narrowing the gap between them, the foreign ministry said.',
+            "SEOUL, Nov. 19 -- Negotiators from South Korea and the United States ended a third round of talks on the upkeep of American troops on Tuesday without narrowing the gap between them, the foreign ministry said.",
             "The American side walked out after less than two hours, insisting that Seoul's yearly payment had to rise several times over, while Korean officials said any increase had to be one the public could accept.",
-            'No date was set for the next round.',
+            "No date was set for the next round.",
         ],
         [
-            ('title', 'Seoul and Washington fail to close cost-sharing gap'),
-            ('repeated', 'Seoul and Washington fail to close cost-sharing gap'),
+            ("title", "Seoul and Washington fail to close cost-sharing gap"),
+            ("repeated", "Seoul and Washington fail to close cost-sharing gap"),
         ],
     ),
-    'page.html': (
-        'Unification minister offers talks',
+    "page.html": (
+        "Unification minister offers talks",
         [
             "SEOUL -- South Korea's unification minister on Tuesday offered to meet North Korean officials at any time and place to discuss the reunions of families separated by the Korean War, saying the matter could not wait for politics.",
             '"Every month we delay, more of them die without seeing their relatives again," the minister told reporters at the government complex in central Seoul.',
-            'The North has not responded to a series of proposals from Seoul this year, and has cut the military hotlines that were restored in 2021.',
+            "The North has not responded to a series of proposals from Seoul this year, and has cut the military hotlines that were restored in 2021.",
         ],
         [
-            ('title', 'Unification minister offers talks'),
+            ("title", "Unification minister offers talks"),
         ],
     ),
-    'question_subheads.txt': (
-        'Explainer: the wartime command transfer',
+    "question_subheads.txt": (
+        "Explainer: the wartime command transfer",
         [
-            'South Korea and the United States have been talking about handing wartime operational control of Korean troops to Seoul for more than three decades.',
-            'In peacetime the South Korean military commands its own forces, but in a war they would come under the Combined Forces Command, led by an American general.',
+            "South Korea and the United States have been talking about handing wartime operational control of Korean troops to Seoul for more than three decades.",
+            "In peacetime the South Korean military commands its own forces, but in a war they would come under the Combined Forces Command, led by an American general.",
             "Two agreed dates, in 2012 and 2015, were pushed back at Seoul's request, as successive governments argued that the military needed more time to build up its command and intelligence systems.",
-            'Defence officials say the verification of full operational capability, the last of three stages, could be finished next year.',
+            "Defence officials say the verification of full operational capability, the last of three stages, could be finished next year.",
         ],
         [
-            ('title', 'Explainer: the wartime command transfer'),
-            ('heading', 'What is wartime OPCON?'),
-            ('heading', 'Why has the transfer been delayed?'),
-            ('heading', 'What happens next'),
+            ("title", "Explainer: the wartime command transfer"),
+            ("heading", "What is wartime OPCON?"),
+            ("heading", "Why has the transfer been delayed?"),
+            ("heading", "What happens next"),
         ],
     ),
-    'related_long_line.txt': (
-        'North Korea blows up liaison office',
+    "related_long_line.txt": (
+        "North Korea blows up liaison office",
         [
-            'SEOUL -- North Korea blew up the inter-Korean liaison office in the border town of Kaesong on Tuesday afternoon, days after threatening to cut all ties with the South over leaflets sent across the border by activists.',
-            'The unification ministry called the demolition a deplorable act that destroyed the hopes of everyone who wanted to see the two Koreas live in peace, and said the North would bear full responsibility for any further steps.',
+            "SEOUL -- North Korea blew up the inter-Korean liaison office in the border town of Kaesong on Tuesday afternoon, days after threatening to cut all ties with the South over leaflets sent across the border by activists.",
+            "The unification ministry called the demolition a deplorable act that destroyed the hopes of everyone who wanted to see the two Koreas live in peace, and said the North would bear full responsibility for any further steps.",
         ],
         [
-            ('title', 'North Korea blows up liaison office'),
-            ('related', "More stories: Mayor's race in Gwangju tightens as turnout ca"),
-            ('related', '© 2020 The Peninsula Ledger. All rights reserved.'),
+            ("title", "North Korea blows up liaison office"),
+            ("related", "More stories: Mayor's race in Gwangju tightens as turnout ca"),
+            ("related", "© 2020 The Peninsula Ledger. All rights reserved."),
         ],
     ),
-    'related_section.txt': (
-        'Allies postpone OPCON verification to next year',
+    "related_section.txt": (
+        "Allies postpone OPCON verification to next year",
         [
             "The defence ministers of South Korea and the United States agreed on Friday to postpone the final verification of Seoul's ability to take wartime command until next year, citing the need for more joint training.",
-            'The decision was announced after the annual Security Consultative Meeting in Washington.',
+            "The decision was announced after the annual Security Consultative Meeting in Washington.",
         ],
         [
-            ('title', 'Allies postpone OPCON verification to next year'),
-            ('related', 'Related articles'),
-            ('related', 'Singer apologises to fans after cancelling sold-out concert '),
-            ('related', 'Ruling party candidate leads in race for Busan mayor, poll s'),
-            ('related', 'Early frost threatens apple harvest in North Gyeongsang'),
+            ("title", "Allies postpone OPCON verification to next year"),
+            ("related", "Related articles"),
+            ("related", "Singer apologises to fans after cancelling sold-out concert "),
+            ("related", "Ruling party candidate leads in race for Busan mayor, poll s"),
+            ("related", "Early frost threatens apple harvest in North Gyeongsang"),
         ],
     ),
-    'widgets.txt': (
-        'Unification ministry approves aid shipment to the North',
+    "widgets.txt": (
+        "Unification ministry approves aid shipment to the North",
         [
-            'The unification ministry on Wednesday approved a request by two civic groups to send flood-relief supplies to North Korea, saying humanitarian aid should not depend on the state of politics.',
-            'The shipment includes rice, medicine and water-purification tablets, and will travel by road through the border city of Paju, officials said.',
-            'The groups said they hoped the aid would help reopen channels of dialogue that have been closed since the summer.',
+            "The unification ministry on Wednesday approved a request by two civic groups to send flood-relief supplies to North Korea, saying humanitarian aid should not depend on the state of politics.",
+            "The shipment includes rice, medicine and water-purification tablets, and will travel by road through the border city of Paju, officials said.",
+            "The groups said they hoped the aid would help reopen channels of dialogue that have been closed since the summer.",
         ],
         [
-            ('widget', 'Share this article: Facebook | X | KakaoTalk | Email'),
-            ('title', 'Unification ministry approves aid shipment to the North'),
-            ('widget', 'Subscribe to our morning newsletter. Sign up now'),
-            ('widget', 'Comments (14) | Log in to comment'),
-            ('widget', 'Advertisement'),
-            ('widget', 'Print | Email this article | Font size A+ A-'),
+            ("widget", "Share this article: Facebook | X | KakaoTalk | Email"),
+            ("title", "Unification ministry approves aid shipment to the North"),
+            ("widget", "Subscribe to our morning newsletter. Sign up now"),
+            ("widget", "Comments (14) | Log in to comment"),
+            ("widget", "Advertisement"),
+            ("widget", "Print | Email this article | Font size A+ A-"),
         ],
     ),
 }
@@ -250,7 +249,9 @@ def test_segmenting_is_deterministic():
 
 
 def test_a_known_title_is_dropped_as_title_then_repeated():
-    result = segment_text("Drills resume\n\nDrills resume\n\nThe drills resumed on Monday, officials said.", title="Drills resume")
+    result = segment_text(
+        "Drills resume\n\nDrills resume\n\nThe drills resumed on Monday, officials said.", title="Drills resume"
+    )
     assert [d.reason for d in result.dropped] == ["title", "repeated"]
     assert [p.text for p in result.paragraphs] == ["The drills resumed on Monday, officials said."]
 

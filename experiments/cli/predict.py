@@ -1,0 +1,124 @@
+"""``allystance predict``: classify every paragraph of new articles, in batches."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from experiments.cli.common import print_tables, user_errors
+
+logger = logging.getLogger(__name__)
+DEFAULT_MODEL = "models:/allystance@champion"
+
+
+@user_errors
+def predict_command(
+    ctx: typer.Context,
+    inputs: list[str] = typer.Argument(
+        ...,
+        help="Article files (.txt .md .html), tables (.jsonl .csv .parquet), folders, globs, or - for stdin.",
+        show_default=False,
+    ),
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m", help="MLflow model URI (runs:/, models:/) or a local model folder."
+    ),
+    output: str = typer.Option(
+        "predictions.jsonl", "--output", "-o", help="Rows out: .jsonl, .csv or .parquet, or - for stdout."
+    ),
+    articles: Path = typer.Option(
+        None, "--articles", help="Also write one JSON line per article: topics, counts, shares, dominant stance."
+    ),
+    errors: Path = typer.Option(
+        None, "--errors", help="Bad records (source, line, reason). [default: <output>.errors.jsonl]"
+    ),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Paragraphs scored at a time."),
+    workers: int = typer.Option(
+        0,
+        "--workers",
+        min=0,
+        help="Processes scoring in parallel; 0 = one per CPU core for TF-IDF models, 1 for transformers.",
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its partial output."),
+    segment: bool = typer.Option(
+        False, "--segment", help="Segment table texts as articles instead of taking each row as a paragraph."
+    ),
+    keep_related: bool = typer.Option(False, "--keep-related", help="Keep text after a 'Related articles' marker."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (transformer models)."),
+    quantized: bool = typer.Option(False, "--quantized", help="Use the int8 variant (transformer models)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ URIs."),
+) -> None:
+    """Label every paragraph of new articles with topics and stances; one row per paragraph.
+
+    Article files are split into paragraphs (page furniture dropped, as 'data import' does); a table's rows are taken as paragraphs as they are (--segment to split them). Bad records go to the errors file and the run goes on. Output is written to <output>.partial and renamed at the end; after an interruption, --resume continues where it stopped.
+
+    Examples:
+
+        allystance predict articles/ -o predictions.jsonl --articles articles.jsonl
+
+        allystance predict paragraphs.parquet -o out.parquet --model models:/allystance/3
+
+        cat story.txt | allystance predict - -o -
+    """
+    from inference.model_io import load_predictor
+    from inference.predict import PredictSettings, count_records, describe_model, predict_files
+    from inference.store import use_store
+
+    if device not in ("cpu", "cuda"):
+        raise typer.BadParameter("use cpu or cuda", param_hint="--device")
+    quiet = bool(ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
+    use_store(tracking_uri)
+    predictor = load_predictor(model)
+    if (quantized or device != "cpu") and predictor.meta.family in ("baseline", "rules"):
+        logger.info(
+            "--device and --quantized apply to transformer models; %s runs on the CPU as it is", predictor.meta.family
+        )
+    errors = (
+        errors
+        if errors is not None
+        else (None if output == "-" else Path(output).with_suffix("").with_name(Path(output).stem + ".errors.jsonl"))
+    )
+    console = Console(stderr=True)
+    show = console.is_terminal and not quiet
+    total = count_records(inputs) if show else None
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[paragraphs]:,} paragraphs"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
+    )
+    with progress:
+        task = progress.add_task("reading", total=total, paragraphs=0)
+        report = predict_files(
+            inputs,
+            predictor,
+            output,
+            describe_model(model),
+            PredictSettings(batch_size=batch_size, segment_tables=segment, keep_related=keep_related, workers=workers),
+            articles=articles,
+            errors=errors,
+            resume=resume,
+            stdin=sys.stdin,
+            on_read=lambda: progress.advance(task),
+            on_rows=lambda n: progress.update(task, paragraphs=progress.tasks[0].fields["paragraphs"] + n),
+        )
+    print_tables(report.tables(predictor.schema.topic_ids, predictor.schema.stance_values), console)
+    where = "standard output" if output == "-" else output
+    console.print(f"wrote {report.paragraphs:,} rows to {where}", highlight=False)
+    if report.articles_file:
+        console.print(f"article summaries in {report.articles_file}", highlight=False)
+    if report.bad:
+        console.print(
+            f"[yellow]{len(report.bad)} bad records skipped[/]; see {report.errors_file or 'the warnings above'}"
+        )
+    if report.paragraphs == 0:
+        typer.secho("error: no paragraph could be classified; check the inputs above", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
