@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def predict_command(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (transformer models)."),
     quantized: bool = typer.Option(False, "--quantized", help="Use the int8 variant (transformer models)."),
     tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ URIs."),
+    engine: str = typer.Option("local", "--engine", help="local, or spark to score a Parquet table with Apache Spark."),
+    spark_master: str = typer.Option("local[*]", "--spark-master", help="Spark master URL (--engine spark)."),
 ) -> None:
     """Label every paragraph of new articles with topics and stances; one row per paragraph.
 
@@ -63,6 +66,8 @@ def predict_command(
         allystance predict paragraphs.parquet -o out.parquet --model models:/allystance/3
 
         cat story.txt | allystance predict - -o -
+
+        allystance predict --engine spark paragraphs.parquet -o labelled.parquet --spark-master spark://host:7077
     """
     from inference.model_io import load_predictor
     from inference.predict import PredictSettings, count_records, describe_model, predict_files
@@ -70,6 +75,11 @@ def predict_command(
 
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter("use cpu or cuda", param_hint="--device")
+    if engine == "spark":
+        _predict_on_spark(inputs, model, output, spark_master, tracking_uri)
+        return
+    if engine != "local":
+        raise typer.BadParameter("use local or spark", param_hint="--engine")
     quiet = bool(ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
     use_store(tracking_uri)
     predictor = load_predictor(model)
@@ -122,3 +132,32 @@ def predict_command(
     if report.paragraphs == 0:
         typer.secho("error: no paragraph could be classified; check the inputs above", err=True, fg=typer.colors.RED)
         raise typer.Exit(1)
+
+
+def _predict_on_spark(inputs: list[str], model: str, output: str, master: str, tracking_uri: str | None) -> None:
+    """``--engine spark``: one Parquet input (file or folder) to a Parquet output folder."""
+    import time
+
+    from labels.errors import UserError
+
+    if len(inputs) != 1 or not inputs[0].endswith(".parquet") or not output.endswith(".parquet"):
+        raise UserError("--engine spark reads one .parquet input and writes a .parquet output")
+    if ":/" not in model:
+        raise UserError("--engine spark needs an MLflow model URI (models:/... or runs:/...), not a folder")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise UserError("--engine spark needs PySpark: pip install 'allystance[spark]'") from None
+    from inference.predict import describe_model
+    from inference.spark import score_parquet
+    from inference.store import use_store
+
+    uri = use_store(tracking_uri)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", uri)  # Spark's Python workers resolve the model URI too
+    start = time.perf_counter()
+    count = score_parquet(inputs[0], output, model, master, describe_model(model))
+    seconds = time.perf_counter() - start
+    Console(stderr=True).print(
+        f"wrote {count:,} rows to {output} with Spark ({master}) in {seconds:.1f} s ({count / seconds:,.0f} paragraphs/s)",
+        highlight=False,
+    )
