@@ -5,8 +5,8 @@ labelstud.io/guide/predictions, labelstud.io/guide/task_format):
 
 - the labelling config: a ``<View>`` with the paragraph as ``<Text name="text"
   value="$text"/>``, the topics as one ``<Choices choice="multiple">`` and one single-choice
-  stance ``<Choices>`` per topic, shown only while that topic is ticked
-  (``visibleWhen="choice-selected" whenTagName="topics" whenChoiceValue=...``);
+  stance ``<Choices>`` per topic with its header in a ``<View>``, both shown only while that
+  topic is ticked (``visibleWhen="choice-selected" whenTagName="topics" whenChoiceValue=...``);
 - tasks to import: ``{"data": {...}, "predictions": [{"model_version", "score", "result"}]}``
   where each result item is ``{"from_name", "to_name", "type": "choices",
   "value": {"choices": [...]}}``;
@@ -20,7 +20,7 @@ without a lookup table; the topic's name and proposition are shown as headers an
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from xml.sax.saxutils import quoteattr
 
@@ -48,17 +48,17 @@ def labeling_config(schema: LabelSchema) -> str:
     for t in schema.topics:
         hints = {"favor": t.favor, "against": t.against}
         choices = "\n".join(
-            f"    <Choice value={quoteattr(s)}" + (f" hint={quoteattr(hints[s])}" if s in hints else "") + "/>"
+            f"      <Choice value={quoteattr(s)}" + (f" hint={quoteattr(hints[s])}" if s in hints else "") + "/>"
             for s in schema.stance_values
         )
+        when = f'visibleWhen="choice-selected" whenTagName="{TOPICS_NAME}" whenChoiceValue={quoteattr(t.id)}'
+        # Header has no visibleWhen of its own, so it sits in a conditional View; the Choices
+        # carry the condition too, so that required="true" applies only while they are shown.
         stance_blocks.append(
-            f"  <Header value={quoteattr(f'{t.name} — stance toward: {t.proposition}')} size=\"6\"\n"
-            f"          visibleWhen=\"choice-selected\" whenTagName=\"{TOPICS_NAME}\""
-            f" whenChoiceValue={quoteattr(t.id)}/>\n"
-            f"  <Choices name={quoteattr(stance_control(t.id))} toName=\"{TEXT_NAME}\" choice=\"single-radio\""
-            f" showInline=\"true\" required=\"true\"\n"
-            f"           visibleWhen=\"choice-selected\" whenTagName=\"{TOPICS_NAME}\""
-            f" whenChoiceValue={quoteattr(t.id)}>\n{choices}\n  </Choices>"
+            f"  <View {when}>\n"
+            f"    <Header value={quoteattr(f'{t.name} — stance toward: {t.proposition}')} size=\"6\"/>\n"
+            f"    <Choices name={quoteattr(stance_control(t.id))} toName=\"{TEXT_NAME}\" choice=\"single-radio\""
+            f" showInline=\"true\" required=\"true\"\n             {when}>\n{choices}\n    </Choices>\n  </View>"
         )
     return (
         f"<View>\n"
@@ -220,7 +220,3 @@ def read_export(tasks: object, schema: LabelSchema, default_source: str = "unkno
         reading.records.append(record)
     return reading
 
-
-def tasks_from(records: Iterable[Mapping]) -> list[dict]:
-    """Tasks without predictions, for paragraphs to label from scratch."""
-    return [make_task(r) for r in records]

@@ -24,6 +24,9 @@ def test_config_is_xml_with_topics_multi_choice_and_a_conditional_stance_per_top
         assert stance.get("whenTagName") == TOPICS_NAME and stance.get("whenChoiceValue") == topic
         assert [c.get("value") for c in stance.findall("Choice")] == list(schema.stance_values)
     assert len(choices) == 1 + len(schema.topics)
+    conditional = [v for v in root.iter("View") if v.get("visibleWhen") == "choice-selected"]
+    assert [v.get("whenChoiceValue") for v in conditional] == list(schema.topic_ids)
+    assert all(v.get("whenTagName") == TOPICS_NAME and v.find("Header") is not None for v in conditional)
 
 
 def test_task_holds_data_and_a_prediction_whose_controls_exist_in_the_config():
