@@ -9,15 +9,16 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from experiments.cli.common import print_tables, user_errors
+from experiments.cli.evaluate import DEFAULT_MODEL
 from inference.ingest import DroppedBlock, SegmentedArticle, SegmentSettings, import_articles
 from labels import DEFAULT_DATASET, read_records
 from labels.errors import UserError
 from labels.records import write_records
 from labels.splits import SplitSettings, apply_splits, balance_problems, search_seed
-from labels.stats import dataset_stats
+from labels.stats import Table, dataset_stats
 from labels.validate import ValidationSettings, validate_files
 
-app = typer.Typer(help="Check, describe and split labelled datasets.", no_args_is_help=True)
+app = typer.Typer(help="Check, describe, split, grow and audit labelled datasets.", no_args_is_help=True)
 
 FilesArg = typer.Argument(None, help="JSON-lines dataset files (default: the shipped dataset).", show_default=False)
 
@@ -163,3 +164,188 @@ def import_(
     )
     if not report.articles:
         raise UserError("no article could be read from the inputs")
+
+
+@app.command()
+@user_errors
+def suggest(
+    pool: list[Path] = typer.Argument(
+        ...,
+        help="Unlabelled paragraph tables: the output of 'data import', or .jsonl/.csv/.parquet with a 'text' column.",
+        show_default=False,
+    ),
+    n: int = typer.Option(50, "-n", help="How many paragraphs to pick."),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="File to write: JSON lines, or Label Studio tasks (JSON) with --format label-studio.",
+    ),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="MLflow model URI or a local model folder."),
+    strategy: str = typer.Option(
+        "margin", help="margin (smallest decision margin first), uncertainty (total entropy) or random."
+    ),
+    diverse: bool = typer.Option(
+        False, "--diverse", help="Skip paragraphs too similar (word TF-IDF cosine) to one already picked."
+    ),
+    max_similarity: float = typer.Option(
+        0.5, help="With --diverse: cosine similarity from which a paragraph counts as near-identical."
+    ),
+    fmt: str = typer.Option(
+        "jsonl", "--format", help="jsonl or label-studio (tasks with predictions, plus <stem>.config.xml)."
+    ),
+    exclude: list[Path] = typer.Option(
+        None,
+        "--exclude",
+        help="Labelled files whose texts are left out of the pool. [default: the shipped dataset]",
+        show_default=False,
+    ),
+    seed: int = typer.Option(0, help="Seed of the random strategy."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ URIs."),
+) -> None:
+    """Pick the paragraphs the model is least sure about, with its labels as pre-annotations for the annotator to correct.
+
+    Paragraphs already in the labelled data (--exclude) and repeated texts are left out. With --format label-studio the output is a Label Studio tasks file (import it in the project) and the labelling config generated from the label schema is written next to it as <stem>.config.xml (paste it under Settings > Labeling Interface > Code).
+
+    Examples:
+
+        allystance data suggest new_paragraphs.jsonl -n 50 -o batch.jsonl
+
+        allystance data suggest new_paragraphs.jsonl -n 50 --diverse --format label-studio -o batch1.json
+    """
+    from inference.model_io import load_predictor
+    from inference.suggest import FORMATS, STRATEGIES, read_pool, write_suggestions
+    from inference.suggest import suggest as pick
+    from training.tracking import use_store
+
+    if strategy not in STRATEGIES:
+        raise UserError(f"unknown --strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    records = read_pool(pool)
+    if not records:
+        raise UserError("the pool holds no paragraph with text")
+    use_store(tracking_uri)
+    predictor = load_predictor(model)
+    labelled = [r["text"] for r in read_records(exclude or None) if isinstance(r.get("text"), str)]
+    picked = pick(records, predictor, n, strategy, diverse, max_similarity, exclude=labelled, seed=seed)
+    if not picked:
+        raise UserError("every paragraph of the pool is already labelled or repeated; nothing to suggest")
+    written = write_suggestions(picked, output, predictor.schema, fmt, strategy, model)
+    rows = tuple(
+        (
+            s.rank,
+            s.record["id"],
+            f"{s.score:.3f}",
+            ", ".join(f"{t}:{v}" for t, v in s.prediction.stance.items()) or "-",
+            _short(s.record["text"], 60),
+        )
+        for s in picked[:10]
+    )
+    print_tables(
+        [
+            Table(
+                f"Most unsure ({strategy}{', diverse' if diverse else ''})",
+                ("rank", "id", "unsure", "model's labels", "text"),
+                rows,
+            )
+        ]
+    )
+    typer.echo(f"picked {len(picked)} of {len(records)} pool paragraphs; wrote {', '.join(map(str, written))}")
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@app.command()
+@user_errors
+def audit(
+    files: list[Path] = FilesArg,
+    folds: int = typer.Option(5, "--folds", "-k", help="Folds by article for the out-of-fold predictions."),
+    output: Path = typer.Option(..., "--output", "-o", help="Ranked flags: .jsonl, or .csv for a spreadsheet."),
+    seed: int = typer.Option(13, help="Seed of the fold assignment and the models."),
+    top: int = typer.Option(15, help="How many flags to print."),
+) -> None:
+    """Find labels the baseline confidently contradicts (confident learning on out-of-fold predictions).
+
+    The TF-IDF baseline is trained K times, each time leaving one fold of articles out, and scores the fold it did not see. A label is flagged when the model gives another class at least that class's mean self-confidence; flags are ranked by p(suggested) - p(given), each with the given label, the suggested one and the n-grams that pushed the model. Review flags against labels/GUIDELINES.md: many are the model's mistakes, not the annotator's.
+
+    Examples:
+
+        allystance data audit -o audit.jsonl
+
+        allystance data audit my_labels.jsonl --folds 10 -o audit.csv
+    """
+    from training.audit import AuditSettings, write_audit
+    from training.audit import audit as run_audit
+
+    records = read_records(files or None)
+    console = Console(stderr=True)
+    with console.status("auditing") as status:
+        result = run_audit(records, settings=AuditSettings(folds=folds, seed=seed), progress=lambda m: status.update(m))
+    write_audit(result, output)
+    rows = tuple(
+        (
+            f.rank,
+            f.record["id"],
+            f"{f.score:.2f}",
+            "; ".join(i.describe() for i in f.issues),
+            _short(f.record["text"], 50),
+        )
+        for f in result.flags[:top]
+    )
+    issues = result.n_issues
+    print_tables(
+        [
+            Table(
+                "Audit",
+                ("", "count"),
+                (
+                    ("paragraphs", result.n_records),
+                    ("flagged", len(result.flags)),
+                    ("topic issues", issues["topic"]),
+                    ("stance issues", issues["stance"]),
+                ),
+            ),
+            Table(f"Top {min(top, len(result.flags))} flags", ("rank", "id", "margin", "issues", "text"), rows),
+        ]
+    )
+    typer.echo(f"wrote {len(result.flags)} flags to {output}")
+
+
+@app.command()
+@user_errors
+def merge(
+    export: Path = typer.Argument(
+        ..., help="Label Studio JSON export (Export > JSON), or JSON lines of labelled records.", show_default=False
+    ),
+    into: Path = typer.Option(DEFAULT_DATASET, "--into", help="Dataset file to append to (created if missing)."),
+    seed: int = typer.Option(SplitSettings.seed, help="Seed of the article hash that gives new records their split."),
+) -> None:
+    """Append labelled paragraphs from a Label Studio export to a dataset file, checked against the schema.
+
+    Each task needs one annotation (cancelled ones are ignored; several must agree). Records keep id, article_id, position, source and date from the task data; the split is the article's hash split, so paragraphs of an article already in the file land with it. Texts already in the file are refused. Nothing is written if any record breaks the schema or 'data validate'.
+
+    Examples:
+
+        allystance data merge project-1-export.json --into my_labels.jsonl
+    """
+    from labels.merge import merge_export, merge_jsonl
+
+    settings = SplitSettings(seed=seed)
+    report = (
+        merge_jsonl(export, into, settings)
+        if export.suffix.lower() == ".jsonl"
+        else merge_export(export, into, settings)
+    )
+    for line in report.duplicates:
+        typer.secho(f"refused duplicate: {line}", err=True, fg=typer.colors.YELLOW)
+    for line in report.skipped:
+        typer.secho(f"skipped {line}", err=True, fg=typer.colors.YELLOW)
+    if report.added:
+        print_tables(dataset_stats(report.added)[:2])
+    typer.echo(
+        f"merged {len(report.added)} records into {into} ({len(report.duplicates)} duplicates refused, {len(report.skipped)} tasks skipped)"
+    )
