@@ -94,12 +94,9 @@ def score_dataframe(
         F.lit(model_label or model_uri).alias("model"),
     ).drop("_p")
     metadata = [c for c in METADATA_FIELDS if c in paragraphs.columns]
-    columns = [c for c in OUTPUT_FIELDS] + metadata
-    return (
-        scored.orderBy("_order")
-        .select(*[F.col(c) for c in columns])
-        .withColumn("position", F.col("position").cast("long"))
-    )
+    columns = [*OUTPUT_FIELDS, *metadata]
+    # No final sort: rows carry article_id and position, and a sort would cost a shuffle.
+    return scored.select(*[F.col(c) for c in columns]).withColumn("position", F.col("position").cast("long"))
 
 
 def score_parquet(
@@ -107,6 +104,7 @@ def score_parquet(
 ) -> int:
     """Score a Parquet file or folder of paragraphs and write the rows as Parquet; return the row count."""
     spark = spark_session(master)
+    spark.sparkContext.setLogLevel("ERROR")
     scored = score_dataframe(spark, spark.read.parquet(input_path), model_uri, model_label).cache()
     count = scored.count()
     scored.write.mode("overwrite").parquet(output_path)

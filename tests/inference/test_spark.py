@@ -35,7 +35,13 @@ def test_spark_rows_equal_local_predict(tmp_path, trained_baseline, tracking_uri
     from inference.spark import score_parquet
 
     out = tmp_path / "spark.parquet"
-    assert score_parquet(str(source), str(out), uri, master="local[2]", model_label="m") == len(expected)
+    try:
+        assert score_parquet(str(source), str(out), uri, master="local[2]", model_label="m") == len(expected)
+    finally:
+        from pyspark.sql import SparkSession
+
+        if SparkSession.getActiveSession() is not None:
+            SparkSession.getActiveSession().stop()
     got = pq.read_table(out).to_pylist()
     for row in got:
         row["stance"] = dict(row["stance"])
