@@ -240,10 +240,11 @@ def _thin_ticks(ax: plt.Axes, labels: Sequence[str], max_labels: int = 24) -> No
 def _undated_note(predictions: Predictions) -> str:
     parts = []
     if predictions.undated:
-        parts.append(f"{predictions.undated} paragraphs without a date")
+        n = predictions.undated
+        parts.append(f"{n} paragraph{'s' if n != 1 else ''} without a date")
     if predictions.bad_dates:
         parts.append(f"{predictions.bad_dates} with an unreadable date")
-    return (" and ".join(parts) + " are not shown.") if parts else ""
+    return f"Not shown over time: {', '.join(parts)}." if parts else ""
 
 
 def plot_topic_share_over_time(
