@@ -261,13 +261,17 @@ def plot_topic_share_over_time(
     for i, topic in enumerate(schema.topics):
         style = series_style(i)
         values = share[share["topic"] == topic.id].set_index(by)["share"].reindex(periods).to_numpy() * 100
+        solid = np.where(thin, np.nan, values)
+        # The full path faintly, then the line only between well-filled periods: a jump to or
+        # from a thin period does not draw the eye like a real move.
+        top.plot(x, values, color=style["color"], linestyle=style["linestyle"], linewidth=1.0, alpha=0.35)
         top.plot(
-            x, values, color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
+            x, solid, color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
             markersize=6, linewidth=1.8, label=topic.name,
         )
         # Thin periods: the same marker, hollow, so nobody reads their wobble as a trend.
         top.plot(
-            x[thin], values[thin], linestyle="none", marker=style["marker"], markersize=6,
+            x[thin], values[thin], linestyle="none", marker=style["marker"], markersize=6, clip_on=False,
             markerfacecolor="white", markeredgecolor=style["color"], markeredgewidth=1.5,
         )
     top.set_ylabel("Share of paragraphs (%)")
@@ -288,7 +292,7 @@ def plot_topic_share_over_time(
     bottom.set_ylim(0, max(totals.max(initial=0), 1) * 1.3)
     bottom.set_xlabel(AXIS_NAMES[by])
     _thin_ticks(bottom, periods)
-    note = f"Hollow markers and hatched bars: {by}s with fewer than {min_count} paragraphs. "
+    note = f"Hollow markers, faint lines and hatched bars: {by}s with fewer than {min_count} paragraphs. "
     _footnote(fig, bottom, note + _undated_note(predictions))
     return fig
 
