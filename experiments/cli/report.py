@@ -30,6 +30,6 @@ def report_command(
     from experiments.coverage import write_report
 
     result = write_report(predictions, output, by, min_count)
-    print_tables(result.tables(), left_columns=2)
+    print_tables(result.tables())
     for line in result.skipped:
         typer.secho(f"warning: skipped {line}", err=True, fg=typer.colors.YELLOW)
