@@ -27,6 +27,17 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 
 from labels import NO_STANCE, LabelSchema
 
+# The few numbers worth printing and comparing, in this order (all higher-is-better).
+HEADLINE_METRICS = (
+    "topic_micro_f1",
+    "topic_macro_f1",
+    "topic_exact_match",
+    "stance_macro_f1",
+    "stance_f_avg",
+    "stance_e2e_accuracy",
+    "combined_f1",
+)
+
 
 @dataclass
 class Gold:
@@ -222,13 +233,4 @@ def evaluate(
 
 def headline(metrics: dict[str, float], prefix: str = "") -> list[tuple[str, str]]:
     """The few numbers worth printing, as (name, value) pairs."""
-    names = [
-        "topic_micro_f1",
-        "topic_macro_f1",
-        "topic_exact_match",
-        "stance_macro_f1",
-        "stance_f_avg",
-        "stance_e2e_accuracy",
-        "combined_f1",
-    ]
-    return [(n, f"{metrics[prefix + n]:.3f}") for n in names if prefix + n in metrics]
+    return [(n, f"{metrics[prefix + n]:.3f}") for n in HEADLINE_METRICS if prefix + n in metrics]

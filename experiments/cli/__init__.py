@@ -9,7 +9,9 @@ import typer
 from experiments.cli.common import configure_logging
 from experiments.cli.data import app as data_app
 from experiments.cli.evaluate import evaluate_command
+from experiments.cli.experiments import app as experiments_app
 from experiments.cli.predict import predict_command
+from experiments.cli.report import report_command
 from experiments.cli.train import app as train_app
 
 app = typer.Typer(
@@ -23,6 +25,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
+app.add_typer(experiments_app, name="experiments")
+app.command("report")(report_command)
 
 
 @app.callback()

@@ -51,13 +51,18 @@ def configure_logging(debug: bool, quiet: bool = False) -> None:
     logging.getLogger("mlflow").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
-def print_tables(tables: Iterable[Table], console: Console | None = None) -> None:
-    """Print tables as text; plain columns when the output is not a terminal."""
+def print_tables(tables: Iterable[Table], console: Console | None = None, left_columns: int = 1) -> None:
+    """Print tables as text; plain columns when the output is not a terminal.
+
+    The first ``left_columns`` columns (names, ids) are left-aligned, the rest (numbers) right.
+    """
     console = console or Console()
     for table in tables:
         out = RichTable(title=table.title, title_justify="left", show_edge=False, pad_edge=False)
         for i, header in enumerate(table.headers):
-            out.add_column(str(header), justify="left" if i == 0 else "right")
+            # Names and ids keep their width; it is the numbers' headers that wrap when space is short.
+            left = i < left_columns
+            out.add_column(str(header), justify="left" if left else "right", no_wrap=left and left_columns > 1)
         for row in table.rows:
             out.add_row(*(str(c) for c in row))
         console.print(out)

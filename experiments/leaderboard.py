@@ -1,0 +1,226 @@
+"""A leaderboard of tracked runs: which model to trust, on which topic, and at what cost.
+
+Runs come from ``experiments.run_reader``; this module sorts them by a metric, picks the
+parameters that tell runs of one family apart, and draws per-topic scores of the top runs.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from experiments.figures import figure_data_uri, html_page, image_tag, save_figure, series_style
+from experiments.run_reader import RunsError, RunSummary
+from labels import LabelSchema, load_schema
+from labels.stats import Table
+from training.evaluate import HEADLINE_METRICS
+
+DEFAULT_METRIC = "dev_combined_f1"
+DEFAULT_TOP = 10
+# Parameters that name where a run went rather than how it trained.
+UNINFORMATIVE = ("family", "experiment", "promote_metric")
+SHORT_NAMES = {
+    "topic_micro_f1": "topic µF1",
+    "topic_macro_f1": "topic mF1",
+    "topic_exact_match": "exact match",
+    "stance_macro_f1": "stance mF1",
+    "stance_f_avg": "F_avg",
+    "stance_e2e_accuracy": "e2e acc",
+    "combined_f1": "combined",
+}
+
+
+@dataclass
+class Leaderboard:
+    """Runs ranked by ``metric`` (best first), one row per run, plus the runs themselves."""
+
+    metric: str
+    frame: pd.DataFrame
+    runs: list[RunSummary]
+
+    @property
+    def split(self) -> str:
+        return split_of(self.metric)
+
+
+def split_of(metric: str) -> str:
+    """The split a metric was computed on (``dev`` unless it says ``test``)."""
+    return "test" if metric.startswith("test_") else "dev"
+
+
+def key_params(runs: Sequence[RunSummary]) -> dict[str, str]:
+    """Per run, ``k=v`` for the parameters that differ between runs of its family.
+
+    The search grid itself is left out; what it chose (``chosen.*``) stands in for the
+    setting it replaced, so a searched run shows the values its model really used.
+    """
+    effective: dict[str, dict[str, str]] = {}
+    for run in runs:
+        params = {k: v for k, v in run.params.items() if not k.startswith("search") and k not in UNINFORMATIVE}
+        for key in [k for k in params if k.startswith("chosen.")]:
+            params[key.removeprefix("chosen.")] = params.pop(key)
+        effective[run.run_id] = params
+    out = {}
+    for run in runs:
+        family = [effective[r.run_id] for r in runs if r.family == run.family]
+        keys = sorted({k for p in family for k in p})
+        varying = [k for k in keys if len({p.get(k) for p in family}) > 1]
+        out[run.run_id] = " ".join(f"{k}={effective[run.run_id].get(k, '-')}" for k in varying)
+    return out
+
+
+def rank_runs(runs: Sequence[RunSummary], metric: str = DEFAULT_METRIC, top: int | None = DEFAULT_TOP) -> Leaderboard:
+    """Sort runs by ``metric``, highest first; runs without it go last (ties: older first)."""
+    if not runs:
+        raise RunsError("no finished runs to compare; train a model first (allystance train baseline)")
+    known = sorted({m for r in runs for m in r.metrics})
+    if metric not in known:
+        raise RunsError(f"no run has the metric {metric!r}; for example: {', '.join(_examples(known))}")
+    ordered = sorted(runs, key=lambda r: (metric not in r.metrics, -r.metrics.get(metric, 0.0), r.start_ms or 0))
+    if top is not None:
+        ordered = ordered[:top]
+    params = key_params(runs)
+    rows = []
+    for rank, run in enumerate(ordered, start=1):
+        row: dict[str, object] = {
+            "rank": rank,
+            "run_id": run.run_id,
+            "family": run.family,
+            "params": params[run.run_id],
+            "dataset": run.dataset_digest,
+            "train_seconds": run.seconds,
+            "model_uri": run.model_uri,
+            metric: run.metrics.get(metric),
+        }
+        for split in ("dev", "test"):
+            for name in HEADLINE_METRICS:
+                row[f"{split}_{name}"] = run.metrics.get(f"{split}_{name}")
+        rows.append(row)
+    return Leaderboard(metric, pd.DataFrame(rows), list(ordered))
+
+
+def _examples(known: Sequence[str]) -> list[str]:
+    headline = [f"{s}_{m}" for s in ("dev", "test") for m in HEADLINE_METRICS if f"{s}_{m}" in known]
+    return headline or list(known)[:8]
+
+
+def best_run(runs: Sequence[RunSummary], metric: str = DEFAULT_METRIC) -> RunSummary:
+    """The run with the highest ``metric``."""
+    board = rank_runs(runs, metric, top=1)
+    return board.runs[0]
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 600 else f"{seconds / 60:.0f}min"
+
+
+def tables(board: Leaderboard) -> list[Table]:
+    """The leaderboard as printable tables: the headline metrics of the sorting split, then
+    the dataset digest and the parameters that tell the runs apart (a table of their own,
+    so that both fit an 80-column terminal)."""
+    split = board.split
+    names = list(HEADLINE_METRICS)
+    extra = board.metric not in {f"{split}_{n}" for n in names}
+    headers = ["#", "run", "family", "time"]
+    headers += ([board.metric] if extra else []) + [SHORT_NAMES[n] for n in names]
+    rows, details = [], []
+    for _, r in board.frame.iterrows():
+        cells = [r["rank"], r["run_id"][:8], r["family"], _duration(r["train_seconds"])]
+        if extra:
+            cells.append(_fmt(r[board.metric]))
+        cells += [_fmt(r[f"{split}_{n}"]) for n in names]
+        rows.append(tuple(cells))
+        details.append((r["rank"], r["run_id"][:8], r["dataset"][:12] or "-", r["params"] or "-"))
+    title = f"Runs by {board.metric}, best first ({split} metrics; µF1 micro, mF1 macro)"
+    headers_details = ("#", "run", "dataset digest", "parameters that differ within the family")
+    return [Table(title, tuple(headers), tuple(rows)), Table("Runs in detail", headers_details, tuple(details))]
+
+
+def _label(run: RunSummary, rank: int, params: str) -> str:
+    return f"#{rank} {run.family} {run.run_id[:8]}" + (f" ({params})" if params else "")
+
+
+def plot_per_topic(board: Leaderboard, schema: LabelSchema | None = None, max_runs: int = 6) -> plt.Figure:
+    """Per-topic F1 and stance macro-F1 of the top runs, side by side, one bar group per topic."""
+    schema = schema or load_schema()
+    runs = board.runs[:max_runs]
+    split = board.split
+    params = dict(zip(board.frame["run_id"], board.frame["params"], strict=True))
+    panels = (
+        ("Topic detection F1", "topic_{}_f1"),
+        ("Stance macro-F1 (gold topic pairs)", "stance_{}_macro_f1"),
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    x = np.arange(len(schema.topics))
+    width = 0.8 / max(len(runs), 1)
+    for ax, (title, pattern) in zip(axes, panels, strict=True):
+        for i, run in enumerate(runs):
+            style = series_style(i)
+            values = [run.metrics.get(f"{split}_" + pattern.format(t), np.nan) for t in schema.topic_ids]
+            bars = ax.bar(
+                x - 0.4 + width * (i + 0.5),
+                np.nan_to_num(values),
+                width,
+                color=style["color"],
+                hatch=style["hatch"],
+                edgecolor="black",
+                linewidth=0.5,
+                label=_label(run, i + 1, params[run.run_id]),
+            )
+            for bar, value in zip(bars, values, strict=True):
+                if np.isnan(value):
+                    ax.annotate("n/a", (bar.get_x() + bar.get_width() / 2, 0.01), ha="center", fontsize=7)
+        ax.set_title(title)
+        ax.set_xticks(x, [textwrap.fill(t.name, 16, break_on_hyphens=False) for t in schema.topics])
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("Topic")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(f"Score on the {split} split (0–1)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.suptitle(f"Per-topic scores of the top {len(runs)} runs ({split} split)")
+    fig.tight_layout()
+    fig.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(runs), 2),
+        title=f"Runs, ranked by {board.metric} (parameters that differ in brackets)",
+    )
+    return fig
+
+
+def write_plot(board: Leaderboard, path: Path) -> Path:
+    return save_figure(plot_per_topic(board), path)
+
+
+def write_html(board: Leaderboard, path: Path, source: str) -> Path:
+    """One self-contained page: the leaderboard with both splits' metrics, and the plot."""
+    frame = board.frame.copy()
+    frame["train_seconds"] = frame["train_seconds"].map(lambda s: _duration(s))
+    figure = plot_per_topic(board)
+    uri = figure_data_uri(figure)
+    plt.close(figure)
+    parts = [
+        f"<p class='note'>Tracking store: {html.escape(source)}. Sorted by {html.escape(board.metric)}, "
+        "best first; nested search runs are left out.</p>",
+        "<h2>Leaderboard</h2>",
+        frame.to_html(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"),
+        "<h2>Per-topic scores</h2>",
+        image_tag(uri, f"Per-topic F1 and stance macro-F1 of the top runs by {board.metric}"),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html_page("allystance: run comparison", parts), encoding="utf-8")
+    return path

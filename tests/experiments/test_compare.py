@@ -1,0 +1,125 @@
+"""``experiments compare`` and ``best`` on a store with several small runs of two families."""
+
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from experiments.cli import app
+from experiments.leaderboard import key_params, rank_runs
+from experiments.run_reader import RunsError, RunSummary, read_runs
+from training.evaluate import HEADLINE_METRICS
+from training.tracking import REGISTERED_MODEL
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, small_dataset) -> str:
+    """Two baselines (one with a small search) and the rules, in a store of their own."""
+    from training.baseline import train_baseline, train_rules
+    from training.config import BaselineRecipe, RulesRecipe, build
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('compare') / 'mlflow.db'}"
+    data = str(small_dataset)
+    train_baseline(build(BaselineRecipe, {"data": data, "search": {"topics.C": [1.0, 4.0]}}), uri)
+    train_baseline(build(BaselineRecipe, {"data": data, "search": {}, "stance": {"design": "crossed"}}), uri)
+    train_rules(build(RulesRecipe, {"data": data}), uri)
+    return uri
+
+
+def _expected(uri: str, metric: str) -> list[tuple[str, float]]:
+    """Top-level runs and their metric, best first, read straight from MLflow."""
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("allystance")
+    runs = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    return sorted(((r.info.run_id, r.data.metrics[metric]) for r in runs), key=lambda p: -p[1])
+
+
+@pytest.mark.slow
+def test_compare_orders_runs_and_prints_every_headline_metric(store):
+    expected = _expected(store, "dev_combined_f1")
+    assert len(expected) == 3
+    result = runner.invoke(app, ["experiments", "compare", "--tracking-uri", store])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    rows = [line for line in lines if line[:1].isdigit()]
+    # Main table, then the details table: the run ids appear in rank order in both.
+    assert [row.split("│")[1].strip() for row in rows[:3]] == [run_id[:8] for run_id, _ in expected]
+    assert [row.split("│")[2].strip() for row in rows[:3]].count("baseline") == 2
+    assert rows[0].split("│")[-1].strip() == f"{expected[0][1]:.3f}"  # combined, last column
+    header = " ".join(lines[:4])
+    for name in ("run", "family", "time", "µF1", "mF1", "exact", "F_avg", "e2e acc", "combined"):
+        assert name in header
+    assert "dataset digest" in result.output and "stance.design=crossed" in result.output
+
+
+@pytest.mark.slow
+def test_leaderboard_frame_has_the_columns_and_leaves_search_runs_out(store):
+    runs = read_runs("allystance", store)
+    assert len(runs) == 3 and not any(r.is_search for r in runs)
+    assert len(read_runs("allystance", store, include_search=True)) > 3
+    board = rank_runs(runs, "test_stance_macro_f1", top=2)
+    assert list(board.frame["run_id"]) == [r for r, _ in _expected(store, "test_stance_macro_f1")[:2]]
+    for column in ("rank", "family", "params", "dataset", "train_seconds", "model_uri"):
+        assert column in board.frame
+    for name in HEADLINE_METRICS:
+        assert f"dev_{name}" in board.frame and f"test_{name}" in board.frame
+    assert (board.frame["train_seconds"] > 0).all()
+    assert board.frame["dataset"].nunique() == 1  # same data, same digest
+
+
+@pytest.mark.slow
+def test_best_prints_the_model_uri_of_the_best_run(store):
+    best_id, _ = _expected(store, "dev_stance_macro_f1")[0]
+    version = MlflowClient(tracking_uri=store).get_run(best_id).data.tags["model_version"]
+    result = runner.invoke(app, ["experiments", "best", "--metric", "dev_stance_macro_f1", "--tracking-uri", store])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"models:/{REGISTERED_MODEL}/{version}"
+
+
+@pytest.mark.slow
+def test_compare_writes_plot_and_self_contained_html(store, tmp_path: Path):
+    png, page = tmp_path / "runs.png", tmp_path / "runs.html"
+    result = runner.invoke(
+        app, ["experiments", "compare", "--top", "2", "--plot", str(png), "--html", str(page), "--tracking-uri", store]
+    )
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = page.read_text()
+    assert "data:image/png;base64," in text and "<table" in text and "src='http" not in text
+    assert text.count("models:/allystance/") == 2
+
+
+@pytest.mark.slow
+def test_unknown_metric_is_a_one_line_error(store):
+    result = runner.invoke(app, ["experiments", "compare", "--metric", "dev_accuracy", "--tracking-uri", store])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "dev_accuracy" in lines[0] and "dev_combined_f1" in lines[0]
+
+
+def test_missing_experiment_says_what_to_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = runner.invoke(app, ["experiments", "best", "--tracking-uri", uri])
+    assert result.exit_code == 1
+    assert "allystance train baseline" in result.output.strip()
+
+
+def _run(run_id: str, family: str, params: dict, metric: float | None, start: int) -> RunSummary:
+    metrics = {} if metric is None else {"dev_combined_f1": metric}
+    return RunSummary(run_id, run_id, family, "FINISHED", params, metrics, {}, start, start + 1000)
+
+
+def test_key_params_show_what_differs_within_a_family_and_what_the_search_chose():
+    runs = [
+        _run("a", "baseline", {"topics.C": "4.0", "seed": "13", "chosen.topics.C": "1.0", "search": "{...}"}, 0.7, 1),
+        _run("b", "baseline", {"topics.C": "4.0", "seed": "13", "search": "{}"}, 0.8, 2),
+        _run("c", "rules", {"data": "x"}, None, 3),
+    ]
+    assert key_params(runs) == {"a": "topics.C=1.0", "b": "topics.C=4.0", "c": ""}
+    board = rank_runs(runs, "dev_combined_f1")
+    assert list(board.frame["run_id"]) == ["b", "a", "c"]  # a run without the metric goes last
+    with pytest.raises(RunsError, match="no run has the metric"):
+        rank_runs(runs, "test_combined_f1")
