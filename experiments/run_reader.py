@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from inference.store import resolve_tracking_uri
 from labels.errors import UserError
-from training.tracking import REGISTERED_MODEL, resolve_tracking_uri
+from training.tracking import REGISTERED_MODEL
 
 DEFAULT_EXPERIMENT = "allystance"
 

@@ -214,9 +214,9 @@ def suggest(
         allystance data suggest new_paragraphs.jsonl -n 50 --diverse --format label-studio -o batch1.json
     """
     from inference.model_io import load_predictor
+    from inference.store import use_store
     from inference.suggest import FORMATS, STRATEGIES, read_pool, write_suggestions
     from inference.suggest import suggest as pick
-    from training.tracking import use_store
 
     if strategy not in STRATEGIES:
         raise UserError(f"unknown --strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")

@@ -43,7 +43,7 @@ def compare(
     """
     from experiments.leaderboard import rank_runs, tables, write_html, write_plot
     from experiments.run_reader import read_runs
-    from training.tracking import resolve_tracking_uri
+    from inference.store import resolve_tracking_uri
 
     runs = read_runs(experiment, tracking_uri, include_search=include_search)
     board = rank_runs(runs, metric, top)

@@ -1,6 +1,7 @@
 """Spark scoring gives exactly the rows and labels of the local predict (local[2] mode)."""
 
 import json
+import logging
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,6 +14,10 @@ from tests.conftest import small_subset
 from training.tracking import REGISTERED_MODEL
 
 pytestmark = pytest.mark.slow
+
+# py4j logs "Closing down clientserver connection" at interpreter exit, after pytest has
+# closed the stream its handler writes to; quieten it so the run ends cleanly.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def test_spark_rows_equal_local_predict(tmp_path, trained_baseline, tracking_uri, monkeypatch):
