@@ -25,7 +25,7 @@ from labels import LabelSchema, load_schema
 from labels.errors import UserError
 from labels.stats import Table
 
-GROUPINGS = ("month", "week", "source")
+GROUPINGS = ("year", "month", "week", "source")
 DEFAULT_GROUPINGS = ("month", "source")
 MIN_COUNT = 20  # periods or sources with fewer paragraphs than this are marked as thin
 THIN_ALPHA = 0.35  # thin groups' stance bars are faded: visible, but not read as firmly
@@ -162,12 +162,12 @@ def _groups(predictions: Predictions, by: str) -> tuple[pd.DataFrame, list[str]]
         counts = frame["group"].value_counts()
         order = sorted(counts.index, key=lambda s: (-counts[s], s))
         return frame, order
-    if by not in ("month", "week"):
+    if by not in ("year", "month", "week"):
         raise ReportError(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
     frame = predictions.dated
     if frame.empty:
         return frame.assign(group=pd.Series(dtype=str)), []
-    freq = "M" if by == "month" else "W-SUN"  # weeks run Monday to Sunday
+    freq = {"year": "Y", "month": "M", "week": "W-SUN"}[by]  # weeks run Monday to Sunday
     periods = frame["date"].dt.to_period(freq)
     every = pd.period_range(periods.min(), periods.max(), freq=freq)
     label = _period_label(by)
@@ -175,6 +175,8 @@ def _groups(predictions: Predictions, by: str) -> tuple[pd.DataFrame, list[str]]
 
 
 def _period_label(by: str):
+    if by == "year":
+        return lambda p: p.strftime("%Y")
     if by == "month":
         return lambda p: p.strftime("%Y-%m")
     return lambda p: p.start_time.strftime("%Y-%m-%d")
@@ -228,7 +230,7 @@ def stance_mix(predictions: Predictions, by: str, schema: LabelSchema | None = N
 
 # -- charts ------------------------------------------------------------------------------
 
-AXIS_NAMES = {"month": "Month", "week": "Week starting (Monday)", "source": "Source"}
+AXIS_NAMES = {"year": "Year", "month": "Month", "week": "Week starting (Monday)", "source": "Source"}
 
 
 def _thin_ticks(ax: plt.Axes, labels: Sequence[str], max_labels: int = 24) -> None:

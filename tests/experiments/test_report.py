@@ -171,3 +171,19 @@ def test_rows_that_do_not_fit_the_schema_are_one_line_errors(tmp_path, bad, mess
     assert message in str(info.value)
     result = runner.invoke(app, ["report", str(path), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+
+
+def test_year_grouping_counts_and_fills_empty_years(tmp_path):
+    rows = [
+        row(0, "2019-03-01", "a", {"exercises": "favor"}),
+        row(1, "2019-11-30", "a", {}),
+        row(2, "2021-06-15", "b", {"exercises": "against", "opcon": "neutral"}),
+    ]
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    share = topic_share(read_predictions(path), "year")
+    exercises = share[share["topic"] == "exercises"].set_index("year")
+    assert list(exercises.index) == ["2019", "2020", "2021"]
+    assert exercises.loc["2019", "paragraphs"] == 2 and exercises.loc["2019", "paragraphs_on_topic"] == 1
+    assert exercises.loc["2020", "paragraphs"] == 0
+    assert exercises.loc["2021", "paragraphs_on_topic"] == 1
