@@ -51,10 +51,15 @@ warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` met
 
 
 class AllystancePyfunc(mlflow.pyfunc.PythonModel):
-    """Loads the model folder logged as the ``model`` artifact."""
+    """Loads the model folder logged as the ``model`` artifact.
+
+    ``mlflow.pyfunc.load_model(uri, model_config={"quantized": True})`` loads the dynamic
+    int8 variant of a transformer family.
+    """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.predictor = load_model(context.artifacts[MODEL_ARTIFACT])
+        config = getattr(context, "model_config", None) or {}
+        self.predictor = load_model(context.artifacts[MODEL_ARTIFACT], quantized=bool(config.get("quantized")))
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         return predictions_frame(self.predictor.predict(texts_from_input(model_input)))

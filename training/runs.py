@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.model_io import ModelMeta, Predictor, save_model
+from inference.model_io import JOBLIB_FILE, ModelMeta, Predictor, save_model
 from labels import DEFAULT_DATASET, LabelSchema, read_records
 from labels.errors import UserError
 from training import tracking
@@ -82,11 +82,21 @@ def evaluate_and_publish(
     return TrainResult(run_id, version, metrics, promoted, previous)
 
 
-def make_meta(family: str, schema: LabelSchema, thresholds: Sequence[float], **extra) -> ModelMeta:
+def make_meta(
+    family: str,
+    schema: LabelSchema,
+    thresholds: Sequence[float],
+    weights: str = JOBLIB_FILE,
+    base_model: str | None = None,
+    **extra,
+) -> ModelMeta:
+    """The self-description a saved model carries (schema and hash, thresholds, weights format)."""
     return ModelMeta(
         family=family,
         schema=schema.to_dict(),
         schema_hash=schema.hash,
         thresholds=[float(t) for t in thresholds],
+        base_model=base_model,
+        weights=weights,
         extra=extra,
     )

@@ -22,7 +22,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from inference.model_io import Predictor
+from inference.model_io import PRETRAINED_FORMATS, Predictor
 from inference.pyfunc import MODEL_ARTIFACT, AllystancePyfunc, predictions_frame
 from labels import LabelSchema
 from training.config import flatten
@@ -166,7 +166,7 @@ def log_model(model_dir: str | Path, predictor: Predictor, example_texts: Sequen
     with warnings.catch_warnings():
         # MLflow nags about type hints on predict and about cloudpickle; neither applies here.
         warnings.simplefilter("ignore", UserWarning)
-        info = _log_pyfunc(model_dir, signature, example, family)
+        info = _log_pyfunc(model_dir, signature, example, family, _requirements(predictor))
     version = str(info.registered_model_version)
     client = MlflowClient()
     client.set_model_version_tag(REGISTERED_MODEL, version, "family", family)
@@ -174,7 +174,14 @@ def log_model(model_dir: str | Path, predictor: Predictor, example_texts: Sequen
     return version
 
 
-def _log_pyfunc(model_dir: str | Path, signature, example: pd.DataFrame, family: str):
+def _requirements(predictor: Predictor) -> list[str]:
+    base = ["allystance", "mlflow==3.17.2", "scikit-learn", "pandas"]
+    if predictor.meta.weights in PRETRAINED_FORMATS:
+        base += ["torch>=2.13,<2.15", "transformers>=4.46,<6", "safetensors"]
+    return base
+
+
+def _log_pyfunc(model_dir: str | Path, signature, example: pd.DataFrame, family: str, requirements: list[str]):
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=AllystancePyfunc(),
@@ -182,7 +189,7 @@ def _log_pyfunc(model_dir: str | Path, signature, example: pd.DataFrame, family:
         signature=signature,
         input_example=example,
         registered_model_name=REGISTERED_MODEL,
-        pip_requirements=["allystance", "mlflow==3.17.2", "scikit-learn", "pandas"],
+        pip_requirements=requirements,
         tags={"family": family},
     )
 
