@@ -38,6 +38,8 @@ class TrainResult:
     promoted: bool = False
     previous_champion: float | None = None
     chosen: dict[str, object] = field(default_factory=dict)
+    # Dev metrics of each candidate compared inside the run (e.g. the transformer's stance designs).
+    candidates: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def read_splits(path: str | Path | None) -> Splits:

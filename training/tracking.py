@@ -142,8 +142,9 @@ def _param(value: Any) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
-def log_metrics(metrics: dict[str, float]) -> None:
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    """Log metrics to the active run; ``step`` for curves (loss per step, dev score per epoch)."""
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def log_evaluation(evaluation: Evaluation, split: str) -> None:
