@@ -91,6 +91,10 @@ class EmbedTopicStance:
             stance_scores(self.stance_heads_, X, self.n_topics_, self.n_stance_classes),
         )
 
+    @property
+    def quantized(self) -> bool:
+        return self.embedder.quantized
+
     def quantize(self) -> EmbedTopicStance:
         """Dynamic int8 encoder on CPU (in place); returns self."""
         self.embedder.quantize()

@@ -54,6 +54,7 @@ def load_encoder(folder: str | Path):
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "some weights were not initialised" is expected for a bare encoder
+    hf_logging.disable_progress_bar()  # a bar per load and per save is noise next to ours
     try:
         encoder = AutoModel.from_pretrained(str(folder), local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)

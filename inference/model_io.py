@@ -185,7 +185,7 @@ def load_predictor(uri: str | Path, schema: LabelSchema | None = None, quantized
         import mlflow  # imported here: local folders load without touching MLflow
 
         try:
-            pyfunc = mlflow.pyfunc.load_model(str(uri), model_config={"quantized": quantized})
+            pyfunc = mlflow.pyfunc.load_model(str(uri), model_config={"quantized": True} if quantized else None)
         except ModelLoadError as exc:
             raise ModelLoadError(f"{uri}: {exc}") from None
         except mlflow.exceptions.MlflowException as exc:
@@ -194,6 +194,8 @@ def load_predictor(uri: str | Path, schema: LabelSchema | None = None, quantized
                 f"cannot load model {uri}: {first_line}; train one with 'allystance train baseline --promote'"
             ) from None
         predictor = pyfunc.unwrap_python_model().predictor
+        if quantized and not getattr(predictor.model, "quantized", False):
+            raise ModelLoadError(f"{uri}: this {predictor.meta.family} model has no quantized variant")
         predictor.source = str(uri)
         check_schema(predictor.meta, schema or load_schema(), str(uri))
         return predictor

@@ -191,6 +191,8 @@ def _log_pyfunc(model_dir: str | Path, signature, example: pd.DataFrame, family:
         input_example=example,
         registered_model_name=REGISTERED_MODEL,
         pip_requirements=requirements,
+        # Declared so that load_model(uri, model_config={"quantized": True}) reaches load_context.
+        model_config={"quantized": False},
         tags={"family": family},
     )
 

@@ -219,9 +219,11 @@ def fine_tune(
         thresholds, metrics = dev_evaluation(model, dev_records, dev, schema)
         tracking.log_metrics(metrics, step=epoch)
         score = metrics[recipe.select_metric]
-        logger.info("%s epoch %d: %s %.4f", design, epoch, recipe.select_metric, score)
+        message = f"{design} epoch {epoch}: {recipe.select_metric} {score:.4f}"
         if show_progress:
-            bar.write(f"{design} epoch {epoch}: {recipe.select_metric} {score:.4f}")
+            bar.write(message)  # a log line would break the bar
+        else:
+            logger.info(message)
         if best is None or score > best[0]:
             state = {k: v.detach().to("cpu", copy=True) for k, v in model.net.state_dict().items()}
             best, since_best = (score, epoch, state, thresholds, metrics), 0
