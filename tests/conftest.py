@@ -171,3 +171,13 @@ def tiny_base_model(tmp_path_factory, small_dataset: Path) -> Path:
 
     texts = [r["text"] for r in read_records(small_dataset)]
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), texts)
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--model-uri",
+        action="append",
+        default=[],
+        help="Also run the behavioural tests in tests/model against this model (a folder or an MLflow URI; "
+        "models:/ URIs use $MLFLOW_TRACKING_URI, else ./mlflow.db). Repeatable.",
+    )

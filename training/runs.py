@@ -40,6 +40,8 @@ class TrainResult:
     chosen: dict[str, object] = field(default_factory=dict)
     # Dev metrics of each candidate compared inside the run (e.g. the transformer's stance designs).
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The in-memory model that was logged (so callers and tests can compare a reload with it).
+    predictor: Predictor | None = None
 
 
 def read_splits(path: str | Path | None) -> Splits:
@@ -81,7 +83,7 @@ def evaluate_and_publish(
         if promote_metric not in metrics:
             raise TrainingError(f"promote_metric {promote_metric!r} is not one of the logged metrics")
         promoted, previous = tracking.promote_if_better(version, promote_metric, metrics[promote_metric])
-    return TrainResult(run_id, version, metrics, promoted, previous)
+    return TrainResult(run_id, version, metrics, promoted, previous, predictor=predictor)
 
 
 def make_meta(

@@ -1,0 +1,91 @@
+"""Behavioural tests: what any good model must do, whatever its scores on the test split.
+
+Run against the baseline trained on the shipped data, and against any model given with
+``pytest tests/model --model-uri models:/allystance@champion``. The paragraphs are written
+for these tests and appear nowhere in the dataset.
+"""
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+# Invariance: who is speaking and when does not change what a paragraph is about or its stance.
+NAME_SWAPS = [
+    (
+        "{}, the chief US negotiator, told reporters that Seoul must pay far more for the American "
+        "troops stationed in Korea and that the current split of the bill was no longer sustainable.",
+        ["James DeHart", "Robert Miller", "Linda Thompson"],
+    ),
+    (
+        "Unification minister {} said the government would send rice and fertiliser to the North and "
+        "called for an early resumption of inter-Korean dialogue.",
+        ["Kim Yeon-chul", "Park Ji-won", "Lee Jong-seok"],
+    ),
+    (
+        "A spokesman for the North's army, {}, warned that the allies' combined military drills were a "
+        "rehearsal for invasion and would be met with an overwhelming response.",
+        ["Kim Yong-chol", "Ri Son-gwon", "Pak Jong-chon"],
+    ),
+]
+DATE_SWAPS = [
+    (
+        "Seoul and Washington agreed on {} to delay the transfer of wartime operational control until "
+        "South Korea meets the conditions set by the alliance.",
+        ["Monday", "October 23", "14 March 2019", "2024-11-02"],
+    ),
+    (
+        "Opposition lawmakers said on {} that the US demand for a fivefold increase in South Korea's "
+        "payment for American troops was extortion and urged the government to reject it.",
+        ["Tuesday", "November 19", "5 December 2019", "2025-07-30"],
+    ),
+]
+
+# Direction: turning a demand into its refusal flips the cost-sharing stance.
+DEMAND_REFUSAL = [
+    (
+        "Washington demanded that Seoul pay far more for the upkeep of American troops under the new "
+        "cost-sharing deal, saying the allies' current split was unfair to US taxpayers.",
+        "Seoul refused Washington's demand that it pay far more for the upkeep of American troops under "
+        "the new cost-sharing deal, calling the figure excessive and unfair.",
+    ),
+    (
+        "The US negotiator insisted that South Korea must sharply increase its contribution under the "
+        "Special Measures Agreement before talks could conclude.",
+        "South Korean negotiators rejected the US call to sharply increase Seoul's contribution under the "
+        "Special Measures Agreement, saying they would not accept an unreasonable burden.",
+    ),
+]
+
+# No alliance content: no topic.
+OFF_DOMAIN = [
+    "The K-pop group announced a twelve-city world tour that opens in Los Angeles next spring.",
+    "Samsung Electronics reported a rise in quarterly operating profit on strong memory chip sales.",
+    "Heavy rain flooded several roads in southern Gyeonggi province on Tuesday, the weather agency said.",
+    "Subscribe to our newsletter for the latest headlines, delivered to your inbox every morning.",
+]
+
+
+def _labels(prediction) -> tuple[list[str], dict[str, str]]:
+    return prediction.topics, prediction.stance
+
+
+@pytest.mark.parametrize(("template", "fillers"), NAME_SWAPS + DATE_SWAPS)
+def test_swapping_a_name_or_a_date_leaves_the_labels_alone(predictor, template, fillers):
+    predictions = predictor.predict([template.format(f) for f in fillers])
+    first = _labels(predictions[0])
+    assert first[0], f"no topic found in {template.format(fillers[0])!r}"
+    for filler, prediction in zip(fillers, predictions, strict=True):
+        assert _labels(prediction) == first, f"{filler!r} changed the labels"
+
+
+@pytest.mark.parametrize(("demand", "refusal"), DEMAND_REFUSAL)
+def test_refusing_a_demand_flips_the_cost_sharing_stance(predictor, demand, refusal):
+    asked, refused = predictor.predict([demand, refusal])
+    assert "cost_sharing" in asked.topics and "cost_sharing" in refused.topics
+    assert asked.stance["cost_sharing"] == "favor"
+    assert refused.stance["cost_sharing"] == "against"
+
+
+def test_a_paragraph_with_no_alliance_content_gets_no_topic(predictor):
+    for text, prediction in zip(OFF_DOMAIN, predictor.predict(OFF_DOMAIN), strict=True):
+        assert prediction.topics == [], f"{text!r} got {prediction.topics}"
