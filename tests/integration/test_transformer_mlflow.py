@@ -19,7 +19,14 @@ from training.transformer import train_transformer
 
 pytestmark = pytest.mark.slow
 
-TINY = {"epochs": 2, "max_length": 64, "batch_size": 8, "eval_batch_size": 32, "patience": 2}
+TINY = {
+    "designs": ["per_topic", "pair"],
+    "epochs": 2,
+    "max_length": 64,
+    "batch_size": 8,
+    "eval_batch_size": 32,
+    "patience": 2,
+}
 
 
 @pytest.fixture(scope="session")
