@@ -74,7 +74,8 @@ def evaluate_command(
             f"{metrics[f'topic_{t}_precision']:.3f}",
             f"{metrics[f'topic_{t}_recall']:.3f}",
             f"{metrics[f'topic_{t}_f1']:.3f}",
-            f"{metrics[f'stance_{t}_macro_f1']:.3f}",
+            # undefined (not reported) for a topic with no gold pairs in this split
+            f"{metrics[f'stance_{t}_macro_f1']:.3f}" if f"stance_{t}_macro_f1" in metrics else "-",
         )
         for t in topics
         if f"topic_{t}_precision" in metrics
