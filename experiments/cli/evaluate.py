@@ -52,7 +52,9 @@ def evaluate_command(
     split: str = typer.Option("test", help="Split to score: train, dev, test or all."),
     output: Path = typer.Option(None, "--output", "-o", help="Folder for confusion-matrix PNGs and worst_errors.csv."),
     tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ URIs."),
-    quantized: bool = typer.Option(False, "--quantized", help="Score the dynamic int8 variant (transformer and embed models)."),
+    quantized: bool = typer.Option(
+        False, "--quantized", help="Score the dynamic int8 variant (transformer and embed models)."
+    ),
 ) -> None:
     """Score a model on labelled data: per-topic P/R/F1, micro/macro F1, exact match, stance macro-F1, F_avg, end-to-end accuracy.
 
