@@ -3,9 +3,14 @@ the full shipped data (in a temporary store), plus any ``--model-uri`` given to 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 SHIPPED_BASELINE = "shipped-baseline"
+# Read before any test runs: MLflow's set_tracking_uri also sets this variable, so the
+# temporary stores of other fixtures would otherwise hide the user's.
+USER_STORE = os.environ.get("MLFLOW_TRACKING_URI")
 
 
 @pytest.fixture(scope="session")
@@ -41,5 +46,5 @@ def predictor(request):
     from inference.model_io import load_predictor
     from training.tracking import use_store
 
-    use_store(None)  # $MLFLOW_TRACKING_URI, else ./mlflow.db, as the CLI does
+    use_store(USER_STORE)  # $MLFLOW_TRACKING_URI, else ./mlflow.db, as the CLI does
     return load_predictor(request.param)
