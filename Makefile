@@ -37,3 +37,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# fp32 vs dynamic int8 inference speed and agreement on the test split (bench/quantized.py):
+#   make bench-quantized BENCH_MODEL=models:/allystance/4 BENCH_ARGS="--tracking-uri sqlite:////tmp/s/mlflow.db"
+.PHONY: bench bench-quantized
+BENCH_MODEL ?= models:/allystance@champion
+bench: bench-quantized
+bench-quantized: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/quantized.py --model "$(BENCH_MODEL)" $(BENCH_ARGS)

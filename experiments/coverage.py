@@ -268,13 +268,26 @@ def plot_topic_share_over_time(
         # from a thin period does not draw the eye like a real move.
         top.plot(x, values, color=style["color"], linestyle=style["linestyle"], linewidth=1.0, alpha=0.35)
         top.plot(
-            x, solid, color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
-            markersize=6, linewidth=1.8, label=topic.name,
+            x,
+            solid,
+            color=style["color"],
+            linestyle=style["linestyle"],
+            marker=style["marker"],
+            markersize=6,
+            linewidth=1.8,
+            label=topic.name,
         )
         # Thin periods: the same marker, hollow, so nobody reads their wobble as a trend.
         top.plot(
-            x[thin], values[thin], linestyle="none", marker=style["marker"], markersize=6, clip_on=False,
-            markerfacecolor="white", markeredgecolor=style["color"], markeredgewidth=1.5,
+            x[thin],
+            values[thin],
+            linestyle="none",
+            marker=style["marker"],
+            markersize=6,
+            clip_on=False,
+            markerfacecolor="white",
+            markeredgecolor=style["color"],
+            markeredgewidth=1.5,
         )
     top.set_ylabel("Share of paragraphs (%)")
     top.set_ylim(0, max(5.0, np.nanmax(share["share"].to_numpy() * 100, initial=0) * 1.15))
@@ -287,8 +300,14 @@ def plot_topic_share_over_time(
     for bar, n, is_thin in zip(bars, totals, thin, strict=True):
         if label_all or is_thin:
             bottom.annotate(
-                str(int(n)), (bar.get_x() + bar.get_width() / 2, bar.get_height()), xytext=(0, 2),
-                textcoords="offset points", ha="center", va="bottom", fontsize=8, rotation=0 if label_all else 90,
+                str(int(n)),
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                rotation=0 if label_all else 90,
             )
     bottom.set_ylabel("Paragraphs")
     bottom.set_ylim(0, max(totals.max(initial=0), 1) * 1.3)
@@ -303,8 +322,14 @@ def _footnote(fig: plt.Figure, ax: plt.Axes, text: str) -> None:
     """A note at the left edge of the figure, just below ``ax``'s x-axis label."""
     fig.canvas.draw()  # the label's place is known only once the tick labels are laid out
     ax.annotate(
-        text, xy=(0.01, 0), xycoords=("figure fraction", ax.xaxis.label), xytext=(0, -6),
-        textcoords="offset points", fontsize=9, ha="left", va="top",
+        text,
+        xy=(0.01, 0),
+        xycoords=("figure fraction", ax.xaxis.label),
+        xytext=(0, -6),
+        textcoords="offset points",
+        fontsize=9,
+        ha="left",
+        va="top",
     )
 
 
@@ -340,8 +365,15 @@ def plot_stance_over_time(
             shares = np.nan_to_num(part[f"{value}_share"].to_numpy()) * 100
             style = stance_style(value, j)
             bars = ax.bar(
-                x, shares, 0.8, bottom=bottom, color=style["color"], hatch=style["hatch"],
-                edgecolor="#333333", linewidth=0.4, label=value,
+                x,
+                shares,
+                0.8,
+                bottom=bottom,
+                color=style["color"],
+                hatch=style["hatch"],
+                edgecolor="#333333",
+                linewidth=0.4,
+                label=value,
             )
             for bar, count in zip(bars, n, strict=True):
                 if count < min_count:
@@ -351,14 +383,21 @@ def plot_stance_over_time(
             if label_all or count < min_count:
                 weight = "bold" if count < min_count else "normal"
                 ax.annotate(
-                    f"{int(count)}", (xi, 100), xytext=(0, 2), textcoords="offset points", ha="center",
-                    va="bottom", fontsize=8, fontweight=weight, rotation=0 if len(periods) <= 16 else 90,
+                    f"{int(count)}",
+                    (xi, 100),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                    fontweight=weight,
+                    rotation=0 if len(periods) <= 16 else 90,
                 )
         ax.set_title(f"{topic.name}\nproposition: {topic.proposition}", fontsize=9.5)
         ax.set_ylim(0, 118)
         ax.set_yticks([0, 25, 50, 75, 100])
         ax.grid(axis="y", alpha=0.3)
-    for ax in axes.flat[len(schema.topics):]:
+    for ax in axes.flat[len(schema.topics) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel("Paragraphs on the topic (%)")
@@ -366,7 +405,9 @@ def plot_stance_over_time(
         ax.set_xlabel(AXIS_NAMES[by])
         _thin_ticks(ax, periods)
     legend = fig.legend(
-        handles=_legend_handles(schema), title="Stance toward the proposition", loc="upper left",
+        handles=_legend_handles(schema),
+        title="Stance toward the proposition",
+        loc="upper left",
         bbox_to_anchor=(1.0, 0.95),
     )
     legend.get_title().set_fontsize(9)
@@ -405,8 +446,14 @@ def plot_topic_share_by_source(
         style = series_style(i)
         values = share[share["topic"] == topic.id].set_index("source")["share"].reindex(sources).to_numpy() * 100
         ax.barh(
-            y - 0.4 + height * (i + 0.5), values, height, color=style["color"], hatch=style["hatch"],
-            edgecolor="black", linewidth=0.4, label=topic.name,
+            y - 0.4 + height * (i + 0.5),
+            values,
+            height,
+            color=style["color"],
+            hatch=style["hatch"],
+            edgecolor="black",
+            linewidth=0.4,
+            label=topic.name,
         )
     labels = [f"{s}\n(n={int(totals[s])}{', few' if totals[s] < min_count else ''})" for s in sources]
     ax.set_yticks(y, labels)
@@ -438,8 +485,15 @@ def plot_stance_by_source(
             shares = np.where(n > 0, part[value].to_numpy() / np.maximum(n, 1), 0) * 100
             style = stance_style(value, j)
             bars = ax.barh(
-                y, shares, 0.75, left=left, color=style["color"], hatch=style["hatch"],
-                edgecolor="#333333", linewidth=0.4, label=value,
+                y,
+                shares,
+                0.75,
+                left=left,
+                color=style["color"],
+                hatch=style["hatch"],
+                edgecolor="#333333",
+                linewidth=0.4,
+                label=value,
             )
             for bar, count in zip(bars, n, strict=True):
                 if count < min_count:
@@ -447,21 +501,30 @@ def plot_stance_by_source(
             left += shares
         for yi, count in zip(y, n, strict=True):
             weight = "bold" if count < min_count else "normal"
-            ax.annotate(f"n={int(count)}", (100, yi), xytext=(3, 0), textcoords="offset points", va="center",
-                        fontsize=8, fontweight=weight)
+            ax.annotate(
+                f"n={int(count)}",
+                (100, yi),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+                fontweight=weight,
+            )
         ax.set_title(f"{topic.name}\nproposition: {topic.proposition}", fontsize=9.5)
         ax.set_xlim(0, 118)
         ax.set_xticks([0, 25, 50, 75, 100])
         ax.set_xlabel("Paragraphs on the topic (%)")
         ax.grid(axis="x", alpha=0.3)
-    for ax in axes.flat[len(schema.topics):]:
+    for ax in axes.flat[len(schema.topics) :]:
         ax.set_visible(False)
     axes[0, 0].set_yticks(y, sources)
     axes[0, 0].invert_yaxis()
     for ax in axes[:, 0]:
         ax.set_ylabel("Source")
     legend = fig.legend(
-        handles=_legend_handles(schema), title="Stance toward the proposition", loc="upper left",
+        handles=_legend_handles(schema),
+        title="Stance toward the proposition",
+        loc="upper left",
         bbox_to_anchor=(1.0, 0.95),
     )
     legend.get_title().set_fontsize(9)

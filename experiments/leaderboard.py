@@ -196,7 +196,11 @@ def plot_per_topic(board: Leaderboard, schema: LabelSchema | None = None, max_ru
     fig.suptitle(f"Per-topic scores of the top {len(runs)} runs ({split} split)")
     fig.tight_layout()
     fig.legend(
-        handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(runs), 2),
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(len(runs), 2),
         title=f"Runs, ranked by {board.metric} (parameters that differ in brackets)",
     )
     return fig

@@ -1,9 +1,12 @@
 """The saved-model format and the ``Predictor`` that every model family is used through.
 
 A saved model is a folder holding ``allystance.json`` (family, label schema and its hash,
-thresholds, preprocessing, base model) and the family's weights (``model.joblib`` for the
-scikit-learn families). Loading checks the schema hash against the installed schema and
-refuses a mismatch. ``load_predictor`` also takes MLflow model URIs.
+thresholds, preprocessing, base model) and the family's weights, named by
+``ModelMeta.weights``: ``model.joblib`` for the scikit-learn families, ``transformer`` or
+``embed`` for a ``save_pretrained`` encoder and tokenizer plus heads (see
+``inference.transformer`` and ``inference.embed``). Loading checks the schema hash against
+the installed schema and refuses a mismatch; ``quantized=True`` loads the dynamic int8
+variant of a transformer family. ``load_predictor`` also takes MLflow model URIs.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ logger = logging.getLogger(__name__)
 META_FILE = "allystance.json"
 JOBLIB_FILE = "model.joblib"
 FORMAT_VERSION = 1
+# Weights formats written by a model's own save_pretrained/from_pretrained: module, class.
+PRETRAINED_FORMATS = {
+    "transformer": ("inference.transformer", "TransformerTopicStance"),
+    "embed": ("inference.embed", "EmbedTopicStance"),
+}
 
 
 class ModelLoadError(UserError):
@@ -112,6 +120,10 @@ def save_model(folder: str | Path, model: ScoringModel, meta: ModelMeta) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     if meta.weights == JOBLIB_FILE:
         joblib.dump(model, folder / JOBLIB_FILE)
+    elif meta.weights in PRETRAINED_FORMATS:
+        model.save_pretrained(folder)  # type: ignore[attr-defined]
+    else:
+        raise ValueError(f"unknown weights format {meta.weights!r}")
     (folder / META_FILE).write_text(json.dumps(asdict(meta), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return folder
 
@@ -138,15 +150,26 @@ def check_schema(meta: ModelMeta, schema: LabelSchema, where: str) -> None:
         )
 
 
-def load_model(folder: str | Path, schema: LabelSchema | None = None) -> Predictor:
-    """Load a model folder written by :func:`save_model`, refusing a schema mismatch."""
+def load_model(folder: str | Path, schema: LabelSchema | None = None, quantized: bool = False) -> Predictor:
+    """Load a model folder written by :func:`save_model`, refusing a schema mismatch.
+
+    ``quantized=True`` gives the dynamic int8 variant of a transformer family (CPU); a
+    family without one is refused.
+    """
     schema = schema or load_schema()
     meta = read_meta(folder)
     check_schema(meta, schema, str(folder))
     if meta.weights == JOBLIB_FILE:
+        if quantized:
+            raise ModelLoadError(f"{folder}: the {meta.family} family has no quantized variant; load it without one")
         model = joblib.load(Path(folder) / JOBLIB_FILE)
+    elif meta.weights in PRETRAINED_FORMATS:
+        import importlib  # torch and transformers load only for the families that need them
+
+        module, name = PRETRAINED_FORMATS[meta.weights]
+        model = getattr(importlib.import_module(module), name).from_pretrained(folder, quantized=quantized)
     else:
-        raise ModelLoadError(f"{folder}: unknown weights format {meta.weights!r}")
+        raise ModelLoadError(f"{folder}: unknown weights format {meta.weights!r}; upgrade allystance to load it")
     return Predictor(model, meta, schema, source=str(folder))
 
 
@@ -167,19 +190,45 @@ def _pyfunc_model_folder(uri: str) -> Path:
     return folder
 
 
-def load_predictor(uri: str | Path, schema: LabelSchema | None = None) -> Predictor:
-    """Load a model from a local folder or any MLflow model URI (``runs:/``, ``models:/``)."""
+def load_predictor(uri: str | Path, schema: LabelSchema | None = None, quantized: bool = False) -> Predictor:
+    """Load a model from a local folder or any MLflow model URI (``runs:/``, ``models:/``).
+
+    ``quantized=True`` loads the dynamic int8 variant (transformer families only).
+    """
     path = Path(str(uri))
     if (path / META_FILE).is_file():
-        return load_model(path, schema)
+        return load_model(path, schema, quantized)
     if (path / "MLmodel").is_file() or ":/" in str(uri):
         # An allystance pyfunc model keeps its model folder as the artifact "model"; fetching
         # just that is faster than mlflow.pyfunc.load_model and loads the same weights.
         folder = _pyfunc_model_folder(str(uri))
         try:
-            predictor = load_model(folder, schema)
+            predictor = load_model(folder, schema, quantized)
         except ModelLoadError as exc:
             raise ModelLoadError(f"{uri}: {exc}") from None
         predictor.source = str(uri)
         return predictor
     raise ModelLoadError(f"no model at {uri}: give a model folder or an MLflow URI such as models:/allystance@champion")
+
+
+def agreement(
+    reference: tuple[np.ndarray, np.ndarray], other: tuple[np.ndarray, np.ndarray], thresholds: Sequence[float]
+) -> dict[str, float]:
+    """How often two scorings of the same texts give the same labels.
+
+    ``topic_agreement``: share of (paragraph, topic) decisions that match;
+    ``stance_agreement``: share of stance labels that match, over the pairs where the
+    reference model predicts the topic (the labels a user sees); where it predicts none,
+    over all pairs. Used to check a quantized model against its fp32 original.
+    """
+    (topics_a, stance_a), (topics_b, stance_b) = reference, other
+    th = np.asarray(thresholds)[None, :]
+    decided_a, decided_b = topics_a >= th, topics_b >= th
+    labels_a, labels_b = np.argmax(stance_a, axis=2), np.argmax(stance_b, axis=2)
+    mask = decided_a if decided_a.any() else np.ones_like(decided_a)
+    return {
+        "topic_agreement": float(np.mean(decided_a == decided_b)) if decided_a.size else 1.0,
+        "stance_agreement": float(np.mean(labels_a[mask] == labels_b[mask])) if mask.any() else 1.0,
+        "stance_agreement_all_pairs": float(np.mean(labels_a == labels_b)) if labels_a.size else 1.0,
+        "max_topic_score_diff": float(np.max(np.abs(topics_a - topics_b))) if topics_a.size else 0.0,
+    }

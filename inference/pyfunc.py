@@ -45,14 +45,19 @@ def predictions_frame(predictions: list[Prediction]) -> pd.DataFrame:
 
 
 class AllystancePyfunc(mlflow.pyfunc.PythonModel):
-    """Loads the model folder logged as the ``model`` artifact."""
+    """Loads the model folder logged as the ``model`` artifact.
+
+    ``mlflow.pyfunc.load_model(uri, model_config={"quantized": True})`` loads the dynamic
+    int8 variant of a transformer family.
+    """
 
     # MLflow would wrap predict to validate inputs by its type hints (and warn that there are
     # none); this wrapper takes DataFrames, Series and lists on purpose, so skip that.
     _skip_type_hint_validation = True
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.predictor = load_model(context.artifacts[MODEL_ARTIFACT])
+        config = getattr(context, "model_config", None) or {}
+        self.predictor = load_model(context.artifacts[MODEL_ARTIFACT], quantized=bool(config.get("quantized")))
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         return predictions_frame(self.predictor.predict(texts_from_input(model_input)))

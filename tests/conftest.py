@@ -133,3 +133,51 @@ def trained_baseline(small_dataset: Path, tracking_uri: str):
         {"data": str(small_dataset), "search": {"topics.C": [1.0, 4.0], "stance.design": ["per_topic", "crossed"]}},
     )
     return train_baseline(recipe, tracking_uri, promote=True)
+
+
+def build_tiny_bert(folder: Path, texts: list[str], hidden: int = 32, layers: int = 2) -> Path:
+    """A randomly initialised BERT and a WordPiece tokenizer trained on ``texts``, saved as a
+    base-model folder (what ``base_model`` points at): the transformer code paths run on it in
+    seconds, with no download."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from inference.preprocess import normalize_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator([normalize_text(t) for t in texts], vocab_size=600, min_frequency=1)
+    vocab_file = wordpiece.save_model(str(folder))[0]
+    tokenizer = BertTokenizer(vocab=vocab_file, do_lower_case=True)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory, small_dataset: Path) -> Path:
+    from labels import read_records
+
+    texts = [r["text"] for r in read_records(small_dataset)]
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), texts)
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--model-uri",
+        action="append",
+        default=[],
+        help="Also run the behavioural tests in tests/model against this model (a folder or an MLflow URI; "
+        "models:/ URIs use $MLFLOW_TRACKING_URI, else ./mlflow.db). Repeatable.",
+    )

@@ -26,7 +26,7 @@ from inference.tfidf import (
 )
 from labels import LabelSchema, load_schema
 from training import tracking
-from training.config import BaselineRecipe, RulesRecipe
+from training.config import BaselineRecipe, EmbedRecipe, RulesRecipe, StanceConfig, TopicConfig
 from training.evaluate import Gold, stance_metrics, topic_metrics, tune_thresholds
 from training.runs import TrainResult, evaluate_and_publish, make_meta, read_splits
 
@@ -41,6 +41,55 @@ def grid(recipe: BaselineRecipe, prefix: str) -> list[dict[str, object]]:
 
 def _with(config, point: dict[str, object], prefix: str):
     return dataclasses.replace(config, **{k.removeprefix(prefix): v for k, v in point.items()})
+
+
+def search_heads(
+    recipe: BaselineRecipe | EmbedRecipe,
+    X_train,
+    X_dev,
+    train: Gold,
+    dev: Gold,
+    schema: LabelSchema,
+    progress: Callable[[str], None] = lambda message: None,
+) -> tuple[tuple[TopicConfig, list, list[float]], tuple[StanceConfig, object]]:
+    """Fit the linear topic and stance heads over the recipe's grid, each point a nested run.
+
+    Topic settings are chosen by dev topic micro-F1 (thresholds tuned on dev), stance
+    settings by dev stance macro-F1 on gold pairs. Shared by every family with linear
+    heads on fixed features (TF-IDF, frozen embeddings).
+    """
+    n_classes = len(schema.stance_values)
+    best_topic = None
+    for point in grid(recipe, "topics."):
+        cfg = _with(recipe.topics, point, "topics.")
+        progress(f"topics: {cfg.model} C={cfg.C}")
+        heads = fit_topic_heads(X_train, train.topics, cfg.model, cfg.C, recipe.class_weight, recipe.seed)
+        scores = topic_scores(heads, X_dev)
+        thresholds = tune_thresholds(dev.topics, scores)
+        pred = (scores >= np.asarray(thresholds)).astype(int)
+        metrics = topic_metrics(dev.topics, pred, schema)
+        with tracking.nested_run(f"topics {cfg.model} C={cfg.C}", dataclasses.asdict(cfg), recipe.family):
+            tracking.log_metrics({f"dev_{k}": v for k, v in metrics.items()})
+        if best_topic is None or metrics["topic_micro_f1"] > best_topic[0]:
+            best_topic = (metrics["topic_micro_f1"], cfg, heads, thresholds)
+
+    best_stance = None
+    for point in grid(recipe, "stance."):
+        cfg = _with(recipe.stance, point, "stance.")
+        progress(f"stance: {cfg.design} C={cfg.C}")
+        heads = fit_stance_heads(X_train, train.stances, n_classes, cfg.design, cfg.C, recipe.class_weight, recipe.seed)
+        proba = stance_scores(heads, X_dev, len(schema.topics), n_classes)
+        # Stance is scored on gold pairs, so topic decisions do not matter here.
+        metrics = stance_metrics(dev.stances, np.argmax(proba, axis=2), dev.topics, schema)
+        with tracking.nested_run(f"stance {cfg.design} C={cfg.C}", dataclasses.asdict(cfg), recipe.family):
+            tracking.log_metrics({f"dev_{k}": v for k, v in metrics.items()})
+        if best_stance is None or metrics["stance_macro_f1"] > best_stance[0]:
+            best_stance = (metrics["stance_macro_f1"], cfg, heads)
+
+    assert best_topic is not None and best_stance is not None
+    _, topic_cfg, topic_heads, thresholds = best_topic
+    _, stance_cfg, stance_heads = best_stance
+    return (topic_cfg, topic_heads, thresholds), (stance_cfg, stance_heads)
 
 
 def train_baseline(
@@ -83,38 +132,9 @@ def train_baseline(
         mlflow_feature_count = X_train.shape[1]
         tracking.log_metrics({"n_features": mlflow_feature_count})
 
-        best_topic = None
-        for point in grid(recipe, "topics."):
-            cfg = _with(recipe.topics, point, "topics.")
-            progress(f"topics: {cfg.model} C={cfg.C}")
-            heads = fit_topic_heads(X_train, train.topics, cfg.model, cfg.C, recipe.class_weight, recipe.seed)
-            scores = topic_scores(heads, X_dev)
-            thresholds = tune_thresholds(dev.topics, scores)
-            pred = (scores >= np.asarray(thresholds)).astype(int)
-            metrics = topic_metrics(dev.topics, pred, schema)
-            with tracking.nested_run(f"topics {cfg.model} C={cfg.C}", dataclasses.asdict(cfg), recipe.family):
-                tracking.log_metrics({f"dev_{k}": v for k, v in metrics.items()})
-            if best_topic is None or metrics["topic_micro_f1"] > best_topic[0]:
-                best_topic = (metrics["topic_micro_f1"], cfg, heads, thresholds)
-
-        best_stance = None
-        for point in grid(recipe, "stance."):
-            cfg = _with(recipe.stance, point, "stance.")
-            progress(f"stance: {cfg.design} C={cfg.C}")
-            heads = fit_stance_heads(
-                X_train, train.stances, n_classes, cfg.design, cfg.C, recipe.class_weight, recipe.seed
-            )
-            proba = stance_scores(heads, X_dev, len(schema.topics), n_classes)
-            # Stance is scored on gold pairs, so topic decisions do not matter here.
-            metrics = stance_metrics(dev.stances, np.argmax(proba, axis=2), dev.topics, schema)
-            with tracking.nested_run(f"stance {cfg.design} C={cfg.C}", dataclasses.asdict(cfg), recipe.family):
-                tracking.log_metrics({f"dev_{k}": v for k, v in metrics.items()})
-            if best_stance is None or metrics["stance_macro_f1"] > best_stance[0]:
-                best_stance = (metrics["stance_macro_f1"], cfg, heads)
-
-        assert best_topic is not None and best_stance is not None
-        _, topic_cfg, topic_heads, thresholds = best_topic
-        _, stance_cfg, stance_heads = best_stance
+        (topic_cfg, topic_heads, thresholds), (stance_cfg, stance_heads) = search_heads(
+            recipe, X_train, X_dev, train, dev, schema, progress
+        )
         model = base.set_params(
             topic_model=topic_cfg.model, topic_C=topic_cfg.C, stance_design=stance_cfg.design, stance_C=stance_cfg.C
         ).set_fitted(features, topic_heads, stance_heads)

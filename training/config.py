@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from inference.families import DEFAULT_BASE_MODEL, TRANSFORMER_DESIGNS
 from inference.tfidf import STANCE_DESIGNS, TOPIC_MODELS
 from labels.errors import UserError
 
@@ -73,12 +74,93 @@ class BaselineRecipe:
     promote_metric: str = "dev_combined_f1"
 
     def __post_init__(self) -> None:
-        for key, values in self.search.items():
-            if not key.startswith(("topics.", "stance.")):
-                raise RecipeError(f"search key {key!r} must be under topics. or stance.")
-            _lookup_field(type(self), key)
-            if not isinstance(values, list) or not values:
-                raise RecipeError(f"search.{key} must be a non-empty list")
+        _check_search(self)
+
+
+def _check_search(recipe: Any) -> None:
+    for key, values in recipe.search.items():
+        if not key.startswith(("topics.", "stance.")):
+            raise RecipeError(f"search key {key!r} must be under topics. or stance.")
+        _lookup_field(type(recipe), key)
+        if not isinstance(values, list) or not values:
+            raise RecipeError(f"search.{key} must be a non-empty list")
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TransformerRecipe:
+    """The fine-tuned encoder: topic head plus a topic-conditioned stance head.
+
+    Every design in ``designs`` is trained as a nested run; the one with the best dev
+    ``select_metric`` is evaluated, logged and registered.
+    """
+
+    family: str = "transformer"
+    experiment: str = "allystance"
+    data: str | None = None
+    seed: int = 13
+    base_model: str = DEFAULT_BASE_MODEL  # a folder, or an installed package that ships one
+    designs: list[str] = field(default_factory=lambda: ["per_topic"])  # add "pair" to compare
+    max_length: int = 128
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    epochs: int = 3
+    max_steps: int | None = None  # stop each design after this many steps (smoke runs, timing)
+    lr: float = 5e-5  # encoder
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    dropout: float = 0.1
+    stance_loss_weight: float = 1.0
+    class_weight: str | None = "balanced"  # stance classes and topic positives; null for none
+    patience: int = 1  # epochs without a better dev score before stopping
+    device: str = "auto"  # auto = CUDA when present (bf16 autocast), else CPU
+    select_metric: str = "dev_combined_f1"
+    promote_metric: str = "dev_combined_f1"
+
+    def __post_init__(self) -> None:
+        unknown = [d for d in self.designs if d not in TRANSFORMER_DESIGNS]
+        if not self.designs or unknown:
+            raise RecipeError(
+                f"designs must be a non-empty list of {', '.join(TRANSFORMER_DESIGNS)}, got {self.designs!r}"
+            )
+        if self.device not in DEVICES:
+            raise RecipeError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.class_weight not in (None, "balanced"):
+            raise RecipeError(f"class_weight must be balanced or null, got {self.class_weight!r}")
+        for name in ("max_length", "batch_size", "eval_batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise RecipeError(f"{name} must be at least 1")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise RecipeError("warmup_ratio must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class EmbedRecipe:
+    """Frozen sentence embeddings of the base encoder with the baseline's linear heads."""
+
+    family: str = "embed"
+    experiment: str = "allystance"
+    data: str | None = None
+    seed: int = 13
+    base_model: str = DEFAULT_BASE_MODEL
+    max_length: int = 128
+    batch_size: int = 64
+    device: str = "auto"
+    class_weight: str | None = "balanced"
+    topics: TopicConfig = field(default_factory=TopicConfig)
+    stance: StanceConfig = field(default_factory=StanceConfig)
+    # As in the baseline: topic keys chosen by dev topic micro-F1, stance keys by dev stance macro-F1.
+    search: dict[str, list] = field(default_factory=dict)
+    promote_metric: str = "dev_combined_f1"
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise RecipeError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        _check_search(self)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.model_io import ModelMeta, Predictor, save_model
+from inference.model_io import JOBLIB_FILE, ModelMeta, Predictor, save_model
 from labels import DEFAULT_DATASET, LabelSchema, read_records
 from labels.errors import UserError
 from training import tracking
@@ -38,6 +38,10 @@ class TrainResult:
     promoted: bool = False
     previous_champion: float | None = None
     chosen: dict[str, object] = field(default_factory=dict)
+    # Dev metrics of each candidate compared inside the run (e.g. the transformer's stance designs).
+    candidates: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The in-memory model that was logged (so callers and tests can compare a reload with it).
+    predictor: Predictor | None = None
 
 
 def read_splits(path: str | Path | None) -> Splits:
@@ -79,14 +83,24 @@ def evaluate_and_publish(
         if promote_metric not in metrics:
             raise TrainingError(f"promote_metric {promote_metric!r} is not one of the logged metrics")
         promoted, previous = tracking.promote_if_better(version, promote_metric, metrics[promote_metric])
-    return TrainResult(run_id, version, metrics, promoted, previous)
+    return TrainResult(run_id, version, metrics, promoted, previous, predictor=predictor)
 
 
-def make_meta(family: str, schema: LabelSchema, thresholds: Sequence[float], **extra) -> ModelMeta:
+def make_meta(
+    family: str,
+    schema: LabelSchema,
+    thresholds: Sequence[float],
+    weights: str = JOBLIB_FILE,
+    base_model: str | None = None,
+    **extra,
+) -> ModelMeta:
+    """The self-description a saved model carries (schema and hash, thresholds, weights format)."""
     return ModelMeta(
         family=family,
         schema=schema.to_dict(),
         schema_hash=schema.hash,
         thresholds=[float(t) for t in thresholds],
+        base_model=base_model,
+        weights=weights,
         extra=extra,
     )

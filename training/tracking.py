@@ -22,7 +22,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from inference.model_io import Predictor
+from inference.model_io import PRETRAINED_FORMATS, Predictor
 from inference.pyfunc import MODEL_ARTIFACT, predictions_frame
 from inference.store import use_store
 from labels import LabelSchema
@@ -127,8 +127,9 @@ def _param(value: Any) -> str:
     return text if len(text) <= 500 else text[:497] + "..."
 
 
-def log_metrics(metrics: dict[str, float]) -> None:
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    """Log metrics to the active run; ``step`` for curves (loss per step, dev score per epoch)."""
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def log_evaluation(evaluation: Evaluation, split: str) -> None:
@@ -151,7 +152,7 @@ def log_model(model_dir: str | Path, predictor: Predictor, example_texts: Sequen
     with warnings.catch_warnings():
         # MLflow nags about type hints on predict and about cloudpickle; neither applies here.
         warnings.simplefilter("ignore", UserWarning)
-        info = _log_pyfunc(model_dir, signature, example, family)
+        info = _log_pyfunc(model_dir, signature, example, family, _requirements(predictor))
     version = str(info.registered_model_version)
     client = MlflowClient()
     client.set_model_version_tag(REGISTERED_MODEL, version, "family", family)
@@ -159,7 +160,14 @@ def log_model(model_dir: str | Path, predictor: Predictor, example_texts: Sequen
     return version
 
 
-def _log_pyfunc(model_dir: str | Path, signature, example: pd.DataFrame, family: str):
+def _requirements(predictor: Predictor) -> list[str]:
+    base = ["allystance", "mlflow==3.17.2", "scikit-learn", "pandas"]
+    if predictor.meta.weights in PRETRAINED_FORMATS:
+        base += ["torch>=2.13,<2.15", "transformers>=4.46,<6", "safetensors"]
+    return base
+
+
+def _log_pyfunc(model_dir: str | Path, signature, example: pd.DataFrame, family: str, requirements: list[str]):
     return mlflow.pyfunc.log_model(
         name="model",
         # Models from code: MLflow stores this small file instead of a pickled object.
@@ -168,7 +176,9 @@ def _log_pyfunc(model_dir: str | Path, signature, example: pd.DataFrame, family:
         signature=signature,
         input_example=example,
         registered_model_name=REGISTERED_MODEL,
-        pip_requirements=["allystance", "mlflow==3.17.2", "scikit-learn", "pandas"],
+        pip_requirements=requirements,
+        # Declared so that load_model(uri, model_config={"quantized": True}) reaches load_context.
+        model_config={"quantized": False},
         tags={"family": family},
     )
 

@@ -15,15 +15,23 @@ DEFAULT_MODEL = "models:/allystance@champion"
 
 
 def evaluate_model(
-    model: str, data: Path, split: str | None, output: Path | None, tracking_uri: str | None = None
+    model: str,
+    data: Path,
+    split: str | None,
+    output: Path | None,
+    tracking_uri: str | None = None,
+    quantized: bool = False,
 ) -> dict[str, float]:
-    """Evaluate a model URI or folder on a dataset file; write plots and errors to ``output``."""
+    """Evaluate a model URI or folder on a dataset file; write plots and errors to ``output``.
+
+    ``quantized`` scores the dynamic int8 variant (transformer families).
+    """
     from inference.model_io import load_predictor
     from inference.store import use_store
     from training.evaluate import evaluate
 
     use_store(tracking_uri)
-    predictor = load_predictor(model)
+    predictor = load_predictor(model, quantized=quantized)
     records = [r for r in read_records(data) if split in (None, "all") or r.get("split") == split]
     if not records:
         raise UserError(f"{data} has no records in split {split!r}")
@@ -44,6 +52,9 @@ def evaluate_command(
     split: str = typer.Option("test", help="Split to score: train, dev, test or all."),
     output: Path = typer.Option(None, "--output", "-o", help="Folder for confusion-matrix PNGs and worst_errors.csv."),
     tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ URIs."),
+    quantized: bool = typer.Option(
+        False, "--quantized", help="Score the dynamic int8 variant (transformer and embed models)."
+    ),
 ) -> None:
     """Score a model on labelled data: per-topic P/R/F1, micro/macro F1, exact match, stance macro-F1, F_avg, end-to-end accuracy.
 
@@ -52,8 +63,10 @@ def evaluate_command(
         allystance evaluate
 
         allystance evaluate --model models:/allystance/3 --split dev -o eval/
+
+        allystance evaluate --model models:/allystance/4 --quantized
     """
-    metrics = evaluate_model(model, data, split, output, tracking_uri)
+    metrics = evaluate_model(model, data, split, output, tracking_uri, quantized)
     topics = [
         k.removeprefix("topic_").rsplit("_", 1)[0] for k in metrics if k.startswith("topic_") and k.endswith("_f1")
     ]
@@ -63,7 +76,8 @@ def evaluate_command(
             f"{metrics[f'topic_{t}_precision']:.3f}",
             f"{metrics[f'topic_{t}_recall']:.3f}",
             f"{metrics[f'topic_{t}_f1']:.3f}",
-            f"{metrics[f'stance_{t}_macro_f1']:.3f}",
+            # undefined (not reported) for a topic with no gold pairs in this split
+            f"{metrics[f'stance_{t}_macro_f1']:.3f}" if f"stance_{t}_macro_f1" in metrics else "-",
         )
         for t in topics
         if f"topic_{t}_precision" in metrics

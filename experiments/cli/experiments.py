@@ -14,7 +14,9 @@ from experiments.run_reader import DEFAULT_EXPERIMENT
 app = typer.Typer(help="Compare the runs tracked in MLflow and pick the best model.", no_args_is_help=True)
 
 ExperimentOption = typer.Option(DEFAULT_EXPERIMENT, "--experiment", "-e", help="MLflow experiment to read.")
-MetricOption = typer.Option(DEFAULT_METRIC, "--metric", "-m", help="Metric to sort by, highest first (dev_* or test_*).")
+MetricOption = typer.Option(
+    DEFAULT_METRIC, "--metric", "-m", help="Metric to sort by, highest first (dev_* or test_*)."
+)
 TrackingOption = typer.Option(
     None, "--tracking-uri", help="MLflow tracking URI. [default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here]"
 )

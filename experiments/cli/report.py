@@ -12,10 +12,14 @@ from experiments.coverage import DEFAULT_GROUPINGS, MIN_COUNT
 
 @user_errors
 def report_command(
-    predictions: Path = typer.Argument(..., help="Output of allystance predict: .jsonl, .csv or .parquet.", show_default=False),
+    predictions: Path = typer.Argument(
+        ..., help="Output of allystance predict: .jsonl, .csv or .parquet.", show_default=False
+    ),
     by: list[str] = typer.Option(list(DEFAULT_GROUPINGS), "--by", help="year, month, week or source (repeatable)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the PNGs, CSVs and report.html."),
-    min_count: int = typer.Option(MIN_COUNT, "--min-count", min=1, help="Mark groups with fewer paragraphs than this as thin."),
+    min_count: int = typer.Option(
+        MIN_COUNT, "--min-count", min=1, help="Mark groups with fewer paragraphs than this as thin."
+    ),
 ) -> None:
     """Chart topic share of paragraphs and the stance mix per topic over time and by source; write the counts as CSV and one self-contained report.html.
 

@@ -89,3 +89,75 @@ def rules(
     config = load_recipe(recipe, RulesRecipe, overrides or ())
     start = time.perf_counter()
     report(train_rules(config, tracking_uri, promote), time.perf_counter() - start)
+
+
+@app.command()
+@user_errors
+def transformer(
+    recipe: Path = typer.Option(RECIPES / "transformer.yaml", "--recipe", help="YAML recipe."),
+    overrides: list[str] = SetOption,
+    tracking_uri: str = TrackingOption,
+    promote: bool = PromoteOption,
+) -> None:
+    """Fine-tune the encoder with a topic head and a topic-conditioned stance head; each stance design is a nested run and the better on dev is kept.
+
+    Examples:
+
+        allystance train transformer --promote
+
+        allystance train transformer --set "designs=[per_topic]" --set epochs=2
+
+        allystance train transformer --set base_model=/path/to/a/bert/folder
+    """
+    from training.config import TransformerRecipe, load_recipe
+    from training.transformer import train_transformer
+
+    config = load_recipe(recipe, TransformerRecipe, overrides or ())
+    start = time.perf_counter()
+    result = train_transformer(config, tracking_uri, promote, show_progress=True)
+    rows = tuple(
+        (
+            design,
+            f"{m['dev_topic_micro_f1']:.3f}",
+            f"{m['dev_stance_macro_f1']:.3f}",
+            f"{m['dev_combined_f1']:.3f}",
+            f"{m['train_seconds']:.0f}",
+            "kept" if result.chosen.get("chosen.design") == design else "",
+        )
+        for design, m in result.candidates.items()
+    )
+    print_tables(
+        [
+            Table(
+                "Stance designs (dev)", ("design", "topic micro-F1", "stance macro-F1", "combined", "seconds", ""), rows
+            )
+        ]
+    )
+    report(result, time.perf_counter() - start)
+
+
+@app.command()
+@user_errors
+def embed(
+    recipe: Path = typer.Option(RECIPES / "embed.yaml", "--recipe", help="YAML recipe."),
+    overrides: list[str] = SetOption,
+    tracking_uri: str = TrackingOption,
+    promote: bool = PromoteOption,
+) -> None:
+    """Frozen mean-pooled sentence embeddings of the encoder with linear topic heads and target-conditioned stance.
+
+    Examples:
+
+        allystance train embed
+
+        allystance train embed --set stance.design=crossed --set "search={}"
+    """
+    from training.config import EmbedRecipe, load_recipe
+    from training.embed import train_embed
+
+    config = load_recipe(recipe, EmbedRecipe, overrides or ())
+    console = Console(stderr=True)
+    start = time.perf_counter()
+    with console.status("training") as status:
+        result = train_embed(config, tracking_uri, promote, progress=lambda m: status.update(m))
+    report(result, time.perf_counter() - start)

@@ -1,0 +1,126 @@
+"""The embedding family: frozen sentence embeddings (mean-pooled, L2-normalised) of a
+pretrained encoder, with the TF-IDF family's linear heads on top: one-vs-rest topic
+heads and a target-conditioned stance model (per-topic heads, or shared features crossed
+with the topic). The cheap model for small data, comparable to SetFit's starting point.
+
+A saved model is a folder: the encoder and tokenizer as written by ``save_pretrained``,
+``heads.joblib`` (the scikit-learn heads) and ``embed.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from inference.encoder import iterate_batches, load_encoder, mean_pool, pad, quantize_dynamic, tokenize
+from inference.tfidf import stance_scores, topic_scores
+
+WEIGHTS = "embed"  # ModelMeta.weights for this family
+HEADS_FILE = "heads.joblib"
+SETTINGS_FILE = "embed.json"
+
+
+class SentenceEmbedder:
+    """Mean-pooled, L2-normalised encodings of a frozen encoder."""
+
+    def __init__(self, encoder: torch.nn.Module, tokenizer, max_length: int = 128, batch_size: int = 64):
+        self.encoder = encoder.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.quantized = False
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, max_length: int = 128, batch_size: int = 64) -> SentenceEmbedder:
+        encoder, tokenizer = load_encoder(folder)
+        return cls(encoder, tokenizer, max_length, batch_size)
+
+    def to(self, device: torch.device | str) -> SentenceEmbedder:
+        if not self.quantized:
+            self.encoder.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu") if self.quantized else next(self.encoder.parameters()).device
+
+    def quantize(self) -> SentenceEmbedder:
+        if not self.quantized:
+            self.encoder = quantize_dynamic(self.encoder)
+            self.quantized = True
+        return self
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """n x H float32 embeddings, unit length."""
+        out = np.zeros((len(texts), self.encoder.config.hidden_size), dtype=np.float32)
+        if not len(texts):
+            return out
+        with torch.inference_mode():
+            for idx, items in iterate_batches(tokenize(self.tokenizer, texts, self.max_length), self.batch_size):
+                batch = pad(items, self.tokenizer.pad_token_id, self.device)
+                pooled = mean_pool(self.encoder(**batch).last_hidden_state, batch["attention_mask"])
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
+        return out
+
+
+def as_features(embeddings: np.ndarray) -> sp.csr_matrix:
+    """Embeddings in the sparse form the TF-IDF heads (and their topic crossing) take."""
+    return sp.csr_matrix(embeddings.astype(np.float64))
+
+
+class EmbedTopicStance:
+    """Frozen embeddings + linear heads; ``predict_scores`` as every family."""
+
+    def __init__(self, embedder: SentenceEmbedder, topic_heads: list, stance_heads, n_stance_classes: int):
+        self.embedder = embedder
+        self.topic_heads_ = topic_heads
+        self.stance_heads_ = stance_heads
+        self.n_topics_ = len(topic_heads)
+        self.n_stance_classes = n_stance_classes
+
+    def predict_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        X = as_features(self.embedder.embed(list(texts)))
+        return (
+            topic_scores(self.topic_heads_, X),
+            stance_scores(self.stance_heads_, X, self.n_topics_, self.n_stance_classes),
+        )
+
+    @property
+    def quantized(self) -> bool:
+        return self.embedder.quantized
+
+    def quantize(self) -> EmbedTopicStance:
+        """Dynamic int8 encoder on CPU (in place); returns self."""
+        self.embedder.quantize()
+        return self
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        if self.embedder.quantized:
+            raise ValueError("a quantized model is not saved; save the fp32 model and quantize at load time")
+        folder = Path(folder)
+        self.embedder.encoder.save_pretrained(folder)
+        self.embedder.tokenizer.save_pretrained(folder)
+        joblib.dump({"topic_heads": self.topic_heads_, "stance_heads": self.stance_heads_}, folder / HEADS_FILE)
+        settings = {
+            "max_length": self.embedder.max_length,
+            "batch_size": self.embedder.batch_size,
+            "n_stance_classes": self.n_stance_classes,
+            "pooling": "mean",
+            "normalize": True,
+        }
+        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, quantized: bool = False) -> EmbedTopicStance:
+        folder = Path(folder)
+        settings = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
+        embedder = SentenceEmbedder.from_folder(folder, settings["max_length"], settings["batch_size"])
+        heads = joblib.load(folder / HEADS_FILE)
+        model = cls(embedder, heads["topic_heads"], heads["stance_heads"], settings["n_stance_classes"])
+        return model.quantize() if quantized else model

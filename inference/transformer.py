@@ -1,0 +1,211 @@
+"""The fine-tuned transformer family: one encoder, a multi-label topic head and a stance head
+conditioned on the topic.
+
+Two stance designs share the encoder and the topic head (mean-pooled paragraph encoding):
+
+- ``per_topic``: one forward pass per paragraph; the stance head maps the pooled encoding
+  to a 3-way distribution for every topic at once (T x S logits).
+- ``pair``: as in the stance-detection literature, the stance of a paragraph toward a
+  topic is read from ``proposition [SEP] paragraph``, with the topic's proposition taken
+  from the label schema; one 3-way head shared by all topics, T extra passes per paragraph.
+
+A saved model is a folder: the encoder written by ``save_pretrained`` (its config carries
+``id2label`` = the topic ids), the tokenizer, ``heads.safetensors`` and ``heads.json``.
+The estimator lives here, not in ``training``, so a saved model loads without it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from inference.encoder import iterate_batches, load_encoder, mean_pool, pad, quantize_dynamic, tokenize
+from inference.families import TRANSFORMER_DESIGNS
+
+WEIGHTS = "transformer"  # ModelMeta.weights for this family
+DESIGNS = TRANSFORMER_DESIGNS
+HEADS_FILE = "heads.safetensors"
+HEADS_CONFIG = "heads.json"
+
+
+class TopicStanceNet(nn.Module):
+    """Encoder + topic head + stance head (T x S outputs for ``per_topic``, S for ``pair``)."""
+
+    def __init__(self, encoder: nn.Module, n_topics: int, n_stances: int, design: str, dropout: float = 0.1):
+        super().__init__()
+        if design not in DESIGNS:
+            raise ValueError(f"unknown stance design {design!r}; expected one of {', '.join(DESIGNS)}")
+        self.encoder = encoder
+        self.design = design
+        self.n_topics, self.n_stances = n_topics, n_stances
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.topic_head = nn.Linear(hidden, n_topics)
+        self.stance_head = nn.Linear(hidden, n_topics * n_stances if design == "per_topic" else n_stances)
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean-pooled last hidden states (n x H)."""
+        hidden = self.encoder(**batch).last_hidden_state
+        return self.dropout(mean_pool(hidden, batch["attention_mask"]))
+
+    def topic_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.topic_head(pooled)
+
+    def stance_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``per_topic``: n x T x S from paragraph encodings; ``pair``: n x S from pair encodings."""
+        logits = self.stance_head(pooled)
+        return logits.view(-1, self.n_topics, self.n_stances) if self.design == "per_topic" else logits
+
+    def head_state(self) -> dict[str, torch.Tensor]:
+        return {
+            f"{name}.{key}": value.detach().to("cpu").contiguous()
+            for name in ("topic_head", "stance_head")
+            for key, value in getattr(self, name).state_dict().items()
+        }
+
+
+class TransformerTopicStance:
+    """A fine-tuned encoder as a scoring model: ``predict_scores`` gives topic probabilities
+    (n x T) and stance probabilities for every topic (n x T x S)."""
+
+    def __init__(
+        self,
+        net: TopicStanceNet,
+        tokenizer,
+        topic_ids: Sequence[str],
+        propositions: Sequence[str],
+        max_length: int = 128,
+        batch_size: int = 64,
+        base_model: str = "",
+    ):
+        self.net = net
+        self.tokenizer = tokenizer
+        self.topic_ids = list(topic_ids)
+        self.propositions = list(propositions)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.base_model = base_model
+        self.quantized = False
+
+    @classmethod
+    def from_base(
+        cls,
+        folder: str | Path,
+        topic_ids: Sequence[str],
+        propositions: Sequence[str],
+        n_stances: int,
+        design: str,
+        dropout: float = 0.1,
+        max_length: int = 128,
+        batch_size: int = 64,
+    ) -> TransformerTopicStance:
+        """A new model on a pretrained encoder, with freshly initialised heads."""
+        encoder, tokenizer = load_encoder(folder)
+        net = TopicStanceNet(encoder, len(topic_ids), n_stances, design, dropout)
+        return cls(net, tokenizer, topic_ids, propositions, max_length, batch_size, base_model=str(folder))
+
+    @property
+    def design(self) -> str:
+        return self.net.design
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device if not self.quantized else torch.device("cpu")
+
+    # -- tokenising ---------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
+        return tokenize(self.tokenizer, texts, self.max_length)
+
+    def tokenize_pairs(self, texts: Sequence[str], topics: Sequence[int]) -> list[dict[str, list[int]]]:
+        """``proposition(topic) [SEP] text`` for each (text, topic index)."""
+        return tokenize(self.tokenizer, texts, self.max_length, first=[self.propositions[t] for t in topics])
+
+    def collate(self, items: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        return pad(items, self.tokenizer.pad_token_id, self.device)
+
+    # -- scoring ------------------------------------------------------------------------
+    def predict_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Topic probabilities (n x T) and stance probabilities for every topic (n x T x S)."""
+        texts = list(texts)
+        n, n_topics, n_stances = len(texts), self.net.n_topics, self.net.n_stances
+        topic_probs = np.zeros((n, n_topics), dtype=np.float32)
+        stance_probs = np.zeros((n, n_topics, n_stances), dtype=np.float32)
+        if n == 0:
+            return topic_probs, stance_probs
+        self.net.eval()
+        with torch.inference_mode():
+            for idx, items in iterate_batches(self.tokenize(texts), self.batch_size):
+                pooled = self.net.encode(self.collate(items))
+                topic_probs[idx] = torch.sigmoid(self.net.topic_logits(pooled)).float().cpu().numpy()
+                if self.design == "per_topic":
+                    stance_probs[idx] = torch.softmax(self.net.stance_logits(pooled), -1).float().cpu().numpy()
+            if self.design == "pair":
+                rows = np.repeat(np.arange(n), n_topics)
+                topics = np.tile(np.arange(n_topics), n)
+                pairs = self.tokenize_pairs([texts[i] for i in rows], topics)
+                for idx, items in iterate_batches(pairs, self.batch_size):
+                    logits = self.net.stance_logits(self.net.encode(self.collate(items)))
+                    stance_probs[rows[idx], topics[idx]] = torch.softmax(logits, -1).float().cpu().numpy()
+        return topic_probs.astype(np.float64), stance_probs.astype(np.float64)
+
+    # -- saving and loading -------------------------------------------------------------
+    def quantize(self) -> TransformerTopicStance:
+        """Switch to dynamic int8 ``Linear`` layers on CPU (in place); returns self."""
+        if not self.quantized:
+            self.net = quantize_dynamic(self.net)
+            self.quantized = True
+        return self
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Encoder (with ``id2label``), tokenizer and heads, in ``folder``."""
+        from safetensors.torch import save_file
+
+        if self.quantized:
+            raise ValueError("a quantized model is not saved; save the fp32 model and quantize at load time")
+        folder = Path(folder)
+        encoder = self.net.encoder
+        encoder.config.id2label = dict(enumerate(self.topic_ids))
+        encoder.config.label2id = {t: i for i, t in enumerate(self.topic_ids)}
+        encoder.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        save_file(self.net.head_state(), str(folder / HEADS_FILE))
+        settings = {
+            "design": self.design,
+            "n_topics": self.net.n_topics,
+            "n_stances": self.net.n_stances,
+            "topic_ids": self.topic_ids,
+            "propositions": self.propositions,
+            "max_length": self.max_length,
+            "batch_size": self.batch_size,
+            "base_model": self.base_model,
+            "pooling": "mean",
+        }
+        (folder / HEADS_CONFIG).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, quantized: bool = False) -> TransformerTopicStance:
+        """Load a folder written by :meth:`save_pretrained`; ``quantized`` gives the int8 variant."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        settings = json.loads((folder / HEADS_CONFIG).read_text(encoding="utf-8"))
+        encoder, tokenizer = load_encoder(folder)
+        net = TopicStanceNet(encoder, settings["n_topics"], settings["n_stances"], settings["design"])
+        heads = load_file(str(folder / HEADS_FILE))
+        for name in ("topic_head", "stance_head"):
+            getattr(net, name).load_state_dict({k.split(".", 1)[1]: v for k, v in heads.items() if k.startswith(name)})
+        model = cls(
+            net.eval(),
+            tokenizer,
+            settings["topic_ids"],
+            settings["propositions"],
+            settings["max_length"],
+            settings["batch_size"],
+            settings.get("base_model", ""),
+        )
+        return model.quantize() if quantized else model

