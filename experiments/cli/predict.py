@@ -72,6 +72,7 @@ def predict_command(
     from inference.model_io import load_predictor
     from inference.predict import PredictSettings, count_records, describe_model, predict_files
     from inference.store import use_store
+    from labels.errors import UserError
 
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter("use cpu or cuda", param_hint="--device")
@@ -82,11 +83,20 @@ def predict_command(
         raise typer.BadParameter("use local or spark", param_hint="--engine")
     quiet = bool(ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
     use_store(tracking_uri)
-    predictor = load_predictor(model)
-    if (quantized or device != "cpu") and predictor.meta.family in ("baseline", "rules"):
-        logger.info(
-            "--device and --quantized apply to transformer models; %s runs on the CPU as it is", predictor.meta.family
-        )
+    predictor = load_predictor(model, quantized=quantized)
+    if device == "cuda":
+        net = getattr(predictor.model, "net", None)
+        if net is None or quantized:
+            raise UserError(
+                f"--device cuda runs transformer models, unquantized; this is a {predictor.meta.family} model"
+            )
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is visible here; use --device cpu")
+        net.to("cuda")
+    if workers == 0:  # forked workers suit scikit-learn models; torch uses its own threads
+        workers = min(2, os.cpu_count() or 1) if predictor.meta.family in ("baseline", "rules") else 1
     errors = (
         errors
         if errors is not None

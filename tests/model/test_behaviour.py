@@ -11,13 +11,10 @@ from tests.model.conftest import SHIPPED_BASELINE
 
 pytestmark = pytest.mark.slow
 
-# Cases the shipped TF-IDF baseline is known to get wrong (measured): strict xfails for it
-# alone, so they keep running, and a baseline that learns them makes the suite say so.
+# Cases the shipped TF-IDF baseline is known to get wrong (measured on dataset v1): expected
+# failures for it alone, so they keep running and show as XPASS once a baseline learns them.
+# Not strict: a relabelled dataset may fix one, and that is no reason for a red build.
 BASELINE_KNOWN_FAILURES = {
-    # "14 March 2019" tips the stance from against to neutral: the word "march" is an n-gram.
-    "opcon-delay-date",
-    # "unfair to US taxpayers" reads as resistance to n-grams ("unfair" usually is).
-    "demand-upkeep",
     # "insisted ... must sharply increase" has no n-gram the baseline ties to favor.
     "demand-sma",
 }
@@ -101,7 +98,7 @@ def _baseline_known_failures(request) -> None:
     params = getattr(request.node, "callspec", None)
     on_baseline = params is not None and params.params.get("predictor") == SHIPPED_BASELINE
     if on_baseline and any(known in params.id for known in BASELINE_KNOWN_FAILURES):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="known baseline failure"))
+        request.applymarker(pytest.mark.xfail(strict=False, reason="known baseline failure"))
 
 
 @pytest.mark.parametrize(("template", "fillers"), NAME_SWAPS + DATE_SWAPS)
