@@ -20,14 +20,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
+from experiments.defaults import DEFAULT_GROUPINGS, GROUPINGS, MIN_COUNT
 from experiments.figures import html_page, image_tag, png_data_uri, save_figure, series_style, stance_style
 from labels import LabelSchema, load_schema
 from labels.errors import UserError
 from labels.stats import Table
 
-GROUPINGS = ("year", "month", "week", "source")
-DEFAULT_GROUPINGS = ("month", "source")
-MIN_COUNT = 20  # periods or sources with fewer paragraphs than this are marked as thin
 THIN_ALPHA = 0.35  # thin groups' stance bars are faded: visible, but not read as firmly
 MAX_SOURCES = 12  # sources charted one by one; the rest are charted together (CSV has all)
 NO_SOURCE = "(no source)"

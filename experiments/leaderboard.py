@@ -17,14 +17,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from experiments.defaults import DEFAULT_METRIC, DEFAULT_TOP
 from experiments.figures import figure_data_uri, html_page, image_tag, save_figure, series_style
 from experiments.run_reader import RunsError, RunSummary
 from labels import LabelSchema, load_schema
 from labels.stats import Table
 from training.evaluate import HEADLINE_METRICS
 
-DEFAULT_METRIC = "dev_combined_f1"
-DEFAULT_TOP = 10
 # Parameters that name where a run went rather than how it trained.
 UNINFORMATIVE = ("family", "experiment", "promote_metric")
 SHORT_NAMES = {

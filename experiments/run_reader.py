@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from experiments.defaults import DEFAULT_EXPERIMENT
 from inference.store import resolve_tracking_uri
 from labels.errors import UserError
 from training.tracking import REGISTERED_MODEL
-
-DEFAULT_EXPERIMENT = "allystance"
 
 
 class RunsError(UserError):

@@ -8,8 +8,7 @@ import typer
 from rich.console import Console
 
 from experiments.cli.common import print_tables, user_errors
-from experiments.leaderboard import DEFAULT_METRIC, DEFAULT_TOP
-from experiments.run_reader import DEFAULT_EXPERIMENT
+from experiments.defaults import DEFAULT_EXPERIMENT, DEFAULT_METRIC, DEFAULT_TOP
 
 app = typer.Typer(help="Compare the runs tracked in MLflow and pick the best model.", no_args_is_help=True)
 

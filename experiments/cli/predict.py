@@ -82,7 +82,8 @@ def predict_command(
     if engine != "local":
         raise typer.BadParameter("use local or spark", param_hint="--engine")
     quiet = bool(ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
-    use_store(tracking_uri)
+    if ":/" in model:  # a model folder needs no tracking store (nor MLflow's import time)
+        use_store(tracking_uri)
     predictor = load_predictor(model, quantized=quantized)
     if device == "cuda":
         net = getattr(predictor.model, "net", None)

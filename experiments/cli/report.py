@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from experiments.cli.common import print_tables, user_errors
-from experiments.coverage import DEFAULT_GROUPINGS, MIN_COUNT
+from experiments.defaults import DEFAULT_GROUPINGS, MIN_COUNT
 
 
 @user_errors
