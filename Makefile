@@ -34,14 +34,15 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/predict_bench.py
+	$(BIN)/python -m bench.spark_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 # fp32 vs dynamic int8 inference speed and agreement on the test split (bench/quantized.py):
 #   make bench-quantized BENCH_MODEL=models:/allystance/4 BENCH_ARGS="--tracking-uri sqlite:////tmp/s/mlflow.db"
-.PHONY: bench bench-quantized
+# It needs a transformer model: train one with `allystance train transformer` first.
+.PHONY: bench-quantized
 BENCH_MODEL ?= models:/allystance@champion
-bench: bench-quantized
 bench-quantized: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/quantized.py --model "$(BENCH_MODEL)" $(BENCH_ARGS)

@@ -37,7 +37,12 @@ def predict_command(
     errors: Path = typer.Option(
         None, "--errors", help="Bad records (source, line, reason). [default: <output>.errors.jsonl]"
     ),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Paragraphs scored at a time."),
+    batch_size: int = typer.Option(
+        0,
+        "--batch-size",
+        min=0,
+        help="Paragraphs scored at a time; 0 = 256 for TF-IDF models, 1024 for transformers (larger length-sorted batches pad less).",
+    ),
     workers: int = typer.Option(
         0,
         "--workers",
@@ -96,6 +101,9 @@ def predict_command(
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is visible here; use --device cpu")
         net.to("cuda")
+    sklearn_family = predictor.meta.family in ("baseline", "rules")
+    if batch_size == 0:
+        batch_size = 256 if sklearn_family else 1024
     if workers == 0:  # forked workers suit scikit-learn models; torch uses its own threads
         workers = min(2, os.cpu_count() or 1) if predictor.meta.family in ("baseline", "rules") else 1
     errors = (
