@@ -28,7 +28,7 @@ from labels import LabelSchema, load_schema
 from training import tracking
 from training.config import BaselineRecipe, EmbedRecipe, RulesRecipe, StanceConfig, TopicConfig
 from training.evaluate import Gold, stance_metrics, topic_metrics, tune_thresholds
-from training.runs import TrainResult, evaluate_and_publish, make_meta, read_splits
+from training.runs import TrainResult, evaluate_and_publish, make_meta, read_splits, tracked_family_run
 
 logger = logging.getLogger(__name__)
 
@@ -103,17 +103,8 @@ def train_baseline(
     splits = read_splits(recipe.data)
     train, dev = Gold.from_records(splits.train, schema), Gold.from_records(splits.dev, schema)
     n_classes = len(schema.stance_values)
-    dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
 
-    with tracking.tracked_run(
-        family=recipe.family,
-        recipe=recipe,
-        schema=schema,
-        experiment=recipe.experiment,
-        tracking_uri=tracking_uri,
-        run_name=f"{recipe.family}",
-        dataset=dataset,
-    ) as run:
+    with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
         progress("fitting TF-IDF features")
         base = TfidfTopicStance(
             n_stance_classes=n_classes,
@@ -163,16 +154,7 @@ def train_rules(
     """Track the keyword rules like a model: same evaluation, same registry."""
     schema = schema or load_schema()
     splits = read_splits(recipe.data)
-    dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
-    with tracking.tracked_run(
-        family=recipe.family,
-        recipe=recipe,
-        schema=schema,
-        experiment=recipe.experiment,
-        tracking_uri=tracking_uri,
-        run_name=recipe.family,
-        dataset=dataset,
-    ) as run:
+    with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
         model = KeywordRules(schema.topic_ids, len(schema.stance_values), schema.encode_stance("neutral"))
         predictor = Predictor(model, make_meta(recipe.family, schema, [0.5] * len(schema.topics)), schema)
         return evaluate_and_publish(

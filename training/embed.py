@@ -15,7 +15,7 @@ from training import tracking
 from training.baseline import search_heads
 from training.config import EmbedRecipe
 from training.evaluate import Gold
-from training.runs import TrainResult, evaluate_and_publish, make_meta, read_splits
+from training.runs import TrainResult, evaluate_and_publish, make_meta, read_splits, tracked_family_run
 from training.transformer import set_seed
 
 logger = logging.getLogger(__name__)
@@ -31,17 +31,8 @@ def train_embed(
     schema = load_schema()
     splits = read_splits(recipe.data)
     train, dev = Gold.from_records(splits.train, schema), Gold.from_records(splits.dev, schema)
-    dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
     set_seed(recipe.seed)
-    with tracking.tracked_run(
-        family=recipe.family,
-        recipe=recipe,
-        schema=schema,
-        experiment=recipe.experiment,
-        tracking_uri=tracking_uri,
-        run_name=recipe.family,
-        dataset=dataset,
-    ) as run:
+    with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
         progress(f"embedding {len(train.texts) + len(dev.texts)} paragraphs")
         start = time.perf_counter()
         embedder = SentenceEmbedder.from_folder(

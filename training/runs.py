@@ -3,11 +3,15 @@ and test, log, save, register and promote. Families call these so that runs comp
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import mlflow
 
 from inference.model_io import JOBLIB_FILE, ModelMeta, Predictor, save_model
 from labels import DEFAULT_DATASET, LabelSchema, read_records
@@ -42,6 +46,25 @@ class TrainResult:
     candidates: dict[str, dict[str, float]] = field(default_factory=dict)
     # The in-memory model that was logged (so callers and tests can compare a reload with it).
     predictor: Predictor | None = None
+
+
+@contextlib.contextmanager
+def tracked_family_run(
+    recipe: Any, schema: LabelSchema, splits: Splits, tracking_uri: str | None
+) -> Iterator[mlflow.ActiveRun]:
+    """The top-level run every family trains in: named after the family, with the recipe,
+    the schema and all three splits as the run's dataset."""
+    dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
+    with tracking.tracked_run(
+        family=recipe.family,
+        recipe=recipe,
+        schema=schema,
+        experiment=recipe.experiment,
+        tracking_uri=tracking_uri,
+        run_name=recipe.family,
+        dataset=dataset,
+    ) as run:
+        yield run
 
 
 def read_splits(path: str | Path | None) -> Splits:

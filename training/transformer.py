@@ -34,7 +34,7 @@ from labels import NO_STANCE, LabelSchema, load_schema
 from training import tracking
 from training.config import TransformerRecipe
 from training.evaluate import Gold, evaluate, tune_thresholds
-from training.runs import TrainingError, TrainResult, evaluate_and_publish, make_meta, read_splits
+from training.runs import TrainingError, TrainResult, evaluate_and_publish, make_meta, read_splits, tracked_family_run
 
 logger = logging.getLogger(__name__)
 
@@ -259,16 +259,7 @@ def train_transformer(
     splits = read_splits(recipe.data)
     base_folder = str(resolve_base_model(recipe.base_model))
     train = Gold.from_records(splits.train, schema)
-    dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
-    with tracking.tracked_run(
-        family=recipe.family,
-        recipe=recipe,
-        schema=schema,
-        experiment=recipe.experiment,
-        tracking_uri=tracking_uri,
-        run_name=recipe.family,
-        dataset=dataset,
-    ) as run:
+    with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
         outcomes: list[FitOutcome] = []
         for design in recipe.designs:
             with tracking.nested_run(f"stance design {design}", {"design": design}, recipe.family):
