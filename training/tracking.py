@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
@@ -137,6 +138,7 @@ def log_evaluation(evaluation: Evaluation, split: str) -> None:
     log_metrics(evaluation.prefixed(split))
     for name, figure in evaluation.figures.items():
         mlflow.log_figure(figure, f"eval/{split}_{name}")
+        plt.close(figure)  # pyplot keeps every figure open until closed
     if not evaluation.errors.empty:
         mlflow.log_table(evaluation.errors, f"eval/{split}_worst_errors.json")
         with tempfile.TemporaryDirectory() as tmp:

@@ -26,6 +26,8 @@ def evaluate_model(
 
     ``quantized`` scores the dynamic int8 variant (transformer families).
     """
+    import matplotlib.pyplot as plt
+
     from inference.model_io import load_predictor
     from inference.store import use_store
     from training.evaluate import evaluate
@@ -41,6 +43,7 @@ def evaluate_model(
         output.mkdir(parents=True, exist_ok=True)
         for name, figure in result.figures.items():
             figure.savefig(output / name, dpi=110)
+            plt.close(figure)
         result.errors.to_csv(output / "worst_errors.csv", index=False)
     return result.metrics
 
