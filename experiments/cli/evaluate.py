@@ -69,6 +69,8 @@ def evaluate_command(
 
         allystance evaluate --model models:/allystance/4 --quantized
     """
+    from training.evaluate import HEADLINE_METRICS
+
     metrics = evaluate_model(model, data, split, output, tracking_uri, quantized)
     topics = [
         k.removeprefix("topic_").rsplit("_", 1)[0] for k in metrics if k.startswith("topic_") and k.endswith("_f1")
@@ -88,16 +90,7 @@ def evaluate_command(
     overall = [
         (k, f"{v:.0f}" if k.startswith("n_") else f"{v:.3f}")
         for k, v in metrics.items()
-        if not k.startswith(("topic_", "stance_"))
-        or k
-        in (
-            "topic_micro_f1",
-            "topic_macro_f1",
-            "topic_exact_match",
-            "stance_macro_f1",
-            "stance_f_avg",
-            "stance_e2e_accuracy",
-        )
+        if not k.startswith(("topic_", "stance_")) or k in HEADLINE_METRICS
     ]
     print_tables(
         [
