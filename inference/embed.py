@@ -18,7 +18,17 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from inference.encoder import iterate_batches, load_encoder, mean_pool, pad, quantize_dynamic, tokenize
+from inference.encoder import (
+    iterate_batches,
+    load_activation_ranges,
+    load_encoder,
+    mean_pool,
+    pad,
+    quantize_dynamic,
+    record_activation_ranges,
+    save_activation_ranges,
+    tokenize,
+)
 from inference.tfidf import stance_scores, topic_scores
 
 WEIGHTS = "embed"  # ModelMeta.weights for this family
@@ -35,6 +45,7 @@ class SentenceEmbedder:
         self.max_length = max_length
         self.batch_size = batch_size
         self.quantized = False
+        self.activation_ranges: dict[str, torch.Tensor] | None = None  # see calibrate()
 
     @classmethod
     def from_folder(cls, folder: str | Path, max_length: int = 128, batch_size: int = 64) -> SentenceEmbedder:
@@ -50,9 +61,16 @@ class SentenceEmbedder:
     def device(self) -> torch.device:
         return torch.device("cpu") if self.quantized else next(self.encoder.parameters()).device
 
+    def calibrate(self, texts: Sequence[str]) -> SentenceEmbedder:
+        """Record the input ranges of the layers that go to int8 (see ``inference.encoder``)."""
+        if self.quantized:
+            raise ValueError("calibrate the fp32 encoder, before quantizing it")
+        self.activation_ranges = record_activation_ranges(self.encoder, lambda: self.embed(texts))
+        return self
+
     def quantize(self) -> SentenceEmbedder:
         if not self.quantized:
-            self.encoder = quantize_dynamic(self.encoder)
+            self.encoder = quantize_dynamic(self.encoder, self.activation_ranges)
             self.quantized = True
         return self
 
@@ -106,6 +124,7 @@ class EmbedTopicStance:
         folder = Path(folder)
         self.embedder.encoder.save_pretrained(folder)
         self.embedder.tokenizer.save_pretrained(folder)
+        save_activation_ranges(folder, self.embedder.activation_ranges)
         joblib.dump({"topic_heads": self.topic_heads_, "stance_heads": self.stance_heads_}, folder / HEADS_FILE)
         settings = {
             "max_length": self.embedder.max_length,
@@ -121,6 +140,7 @@ class EmbedTopicStance:
         folder = Path(folder)
         settings = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
         embedder = SentenceEmbedder.from_folder(folder, settings["max_length"], settings["batch_size"])
+        embedder.activation_ranges = load_activation_ranges(folder)
         heads = joblib.load(folder / HEADS_FILE)
         model = cls(embedder, heads["topic_heads"], heads["stance_heads"], settings["n_stance_classes"])
         return model.quantize() if quantized else model

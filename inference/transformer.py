@@ -24,7 +24,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from inference.encoder import iterate_batches, load_encoder, mean_pool, pad, quantize_dynamic, tokenize
+from inference.encoder import (
+    iterate_batches,
+    load_activation_ranges,
+    load_encoder,
+    mean_pool,
+    pad,
+    quantize_dynamic,
+    record_activation_ranges,
+    save_activation_ranges,
+    tokenize,
+)
 from inference.families import TRANSFORMER_DESIGNS
 
 WEIGHTS = "transformer"  # ModelMeta.weights for this family
@@ -91,6 +101,7 @@ class TransformerTopicStance:
         self.batch_size = batch_size
         self.base_model = base_model
         self.quantized = False
+        self.activation_ranges: dict[str, torch.Tensor] | None = None  # see calibrate()
 
     @classmethod
     def from_base(
@@ -153,11 +164,19 @@ class TransformerTopicStance:
                     stance_probs[rows[idx], topics[idx]] = torch.softmax(logits, -1).float().cpu().numpy()
         return topic_probs.astype(np.float64), stance_probs.astype(np.float64)
 
-    # -- saving and loading -------------------------------------------------------------
+    # -- int8 -----------------------------------------------------------------------------
+    def calibrate(self, texts: Sequence[str]) -> TransformerTopicStance:
+        """Record the input ranges of the layers that go to int8 over ``texts`` (a sample of
+        training paragraphs); saved with the model, they let :meth:`quantize` smooth them."""
+        if self.quantized:
+            raise ValueError("calibrate the fp32 model, before quantizing it")
+        self.activation_ranges = record_activation_ranges(self.net, lambda: self.predict_scores(texts))
+        return self
+
     def quantize(self) -> TransformerTopicStance:
         """Switch to dynamic int8 ``Linear`` layers on CPU (in place); returns self."""
         if not self.quantized:
-            self.net = quantize_dynamic(self.net)
+            self.net = quantize_dynamic(self.net, self.activation_ranges)
             self.quantized = True
         return self
 
@@ -174,6 +193,7 @@ class TransformerTopicStance:
         encoder.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
         save_file(self.net.head_state(), str(folder / HEADS_FILE))
+        save_activation_ranges(folder, self.activation_ranges)
         settings = {
             "design": self.design,
             "n_topics": self.net.n_topics,
@@ -208,4 +228,5 @@ class TransformerTopicStance:
             settings["batch_size"],
             settings.get("base_model", ""),
         )
+        model.activation_ranges = load_activation_ranges(folder)
         return model.quantize() if quantized else model

@@ -15,7 +15,14 @@ from training import tracking
 from training.baseline import search_heads
 from training.config import EmbedRecipe
 from training.evaluate import Gold
-from training.runs import TrainResult, evaluate_and_publish, make_meta, read_splits, tracked_family_run
+from training.runs import (
+    TrainResult,
+    calibration_texts,
+    evaluate_and_publish,
+    make_meta,
+    read_splits,
+    tracked_family_run,
+)
 from training.transformer import set_seed
 
 logger = logging.getLogger(__name__)
@@ -39,6 +46,7 @@ def train_embed(
             resolve_base_model(recipe.base_model), recipe.max_length, recipe.batch_size
         ).to(pick_device(recipe.device))
         X_train, X_dev = as_features(embedder.embed(train.texts)), as_features(embedder.embed(dev.texts))
+        embedder.calibrate(calibration_texts(splits.train))  # input ranges for the int8 variant
         tracking.log_metrics({"embed_seconds": time.perf_counter() - start, "n_features": X_train.shape[1]})
         (topic_cfg, topic_heads, thresholds), (stance_cfg, stance_heads) = search_heads(
             recipe, X_train, X_dev, train, dev, schema, progress

@@ -22,6 +22,19 @@ from training.evaluate import evaluate
 logger = logging.getLogger(__name__)
 
 
+# At most this many training paragraphs, evenly spaced, record the int8 layers' input ranges
+# (see inference.encoder). The ranges settle early: on the fine-tuned MiniLM, calibrating on
+# 64, 432 (this default), 539 or all 2,156 training paragraphs gives dev+test stance
+# agreement with fp32 of 0.994, 0.994, 0.993 and 0.990.
+CALIBRATION_PARAGRAPHS = 512
+
+
+def calibration_texts(records: Sequence[dict], limit: int = CALIBRATION_PARAGRAPHS) -> list[str]:
+    """An evenly spaced sample of at most ``limit`` training texts (the same every run)."""
+    step = max(1, -(-len(records) // limit))
+    return [r["text"] for r in records[::step]]
+
+
 class TrainingError(UserError):
     """The data or recipe cannot train a model; the message says what to fix."""
 

@@ -34,7 +34,15 @@ from labels import NO_STANCE, LabelSchema, load_schema
 from training import tracking
 from training.config import TransformerRecipe
 from training.evaluate import Gold, evaluate, tune_thresholds
-from training.runs import TrainingError, TrainResult, evaluate_and_publish, make_meta, read_splits, tracked_family_run
+from training.runs import (
+    TrainingError,
+    TrainResult,
+    calibration_texts,
+    evaluate_and_publish,
+    make_meta,
+    read_splits,
+    tracked_family_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -286,6 +294,7 @@ def train_transformer(
         mlflow.log_params({"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch})
         mlflow.log_dict({"thresholds": dict(zip(schema.topic_ids, chosen.thresholds, strict=True))}, "thresholds.json")
         tracking.log_metrics({"train_seconds": sum(o.seconds for o in outcomes)})
+        chosen.model.calibrate(calibration_texts(splits.train))  # input ranges for the int8 variant
         meta = make_meta(
             recipe.family,
             schema,

@@ -1,5 +1,6 @@
 """The transformer and embedding families on a tiny random BERT built in the test (no download)."""
 
+import copy
 import json
 
 import numpy as np
@@ -7,7 +8,19 @@ import pytest
 import torch
 
 from inference.embed import EmbedTopicStance, SentenceEmbedder, as_features
-from inference.encoder import length_sorted_batches, pad, resolve_base_model
+from inference.encoder import (
+    ACTIVATION_RANGES_FILE,
+    FullRangeInt8Linear,
+    SmoothedLinear,
+    full_range_activations,
+    length_sorted_batches,
+    pad,
+    quantize_dynamic,
+    quantized_layer_names,
+    record_activation_ranges,
+    resolve_base_model,
+    smooth_layers,
+)
 from inference.model_io import ModelLoadError, Predictor, agreement, load_model, save_model
 from inference.tfidf import fit_stance_heads, fit_topic_heads
 from inference.transformer import WEIGHTS, TransformerTopicStance
@@ -77,15 +90,25 @@ def test_scores_have_the_shared_shape_and_survive_save_and_load(tiny_base_model,
     assert loaded.predict([]) == []
 
 
+def _int8_layers(net: torch.nn.Module) -> set[str]:
+    return {n for n, m in net.named_modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)}
+
+
 def test_quantized_variant_uses_int8_linear_layers_and_agrees(tiny_base_model, tmp_path):
-    model = _model(tiny_base_model, "per_topic")
+    model = _model(tiny_base_model, "per_topic").calibrate(TEXTS)
+    # Ranges for exactly the layers that go to int8, one value per input channel.
+    assert set(model.activation_ranges) == set(quantized_layer_names(model.net))
+    assert model.activation_ranges["encoder.encoder.layer.0.intermediate.dense"].shape == (32,)
     meta = make_meta("transformer", SCHEMA, [0.5] * 4, weights=WEIGHTS)
     folder = save_model(tmp_path / "m", model, meta)
+    assert (folder / ACTIVATION_RANGES_FILE).is_file()
     fp32, int8 = load_model(folder), load_model(folder, quantized=True)
     modules = dict(int8.model.net.named_modules())
-    int8_layers = {n for n, m in modules.items() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)}
-    # Per encoder layer: query, key, value, attention output and FFN input; FFN output, pooler, heads stay fp32.
-    assert len(int8_layers) == 2 * 5
+    # Per encoder layer: query, key, value, attention output and FFN input, each smoothed;
+    # FFN output, pooler and heads stay fp32.
+    assert len(_int8_layers(int8.model.net)) == 2 * 5
+    assert {n.removesuffix(".linear") for n in _int8_layers(int8.model.net)} == set(model.activation_ranges)
+    assert isinstance(modules["encoder.encoder.layer.1.attention.self.query"], SmoothedLinear)
     assert type(modules["encoder.encoder.layer.0.output.dense"]) is torch.nn.Linear
     assert type(modules["topic_head"]) is torch.nn.Linear
     a, b = fp32.score(TEXTS), int8.score(TEXTS)
@@ -95,6 +118,66 @@ def test_quantized_variant_uses_int8_linear_layers_and_agrees(tiny_base_model, t
     assert result["stance_agreement_all_pairs"] >= 0.9
     with pytest.raises(ValueError, match="not saved"):
         int8.model.save_pretrained(tmp_path / "q")
+    with pytest.raises(ValueError, match="before quantizing"):
+        int8.model.calibrate(TEXTS)
+
+
+def test_a_model_saved_without_ranges_still_quantizes_and_says_so(tiny_base_model, tmp_path, caplog):
+    model = _model(tiny_base_model, "per_topic")
+    folder = save_model(tmp_path / "m", model, make_meta("transformer", SCHEMA, [0.5] * 4, weights=WEIGHTS))
+    assert not (folder / ACTIVATION_RANGES_FILE).exists()
+    with caplog.at_level("WARNING"):
+        int8 = load_model(folder, quantized=True)
+    assert "no recorded activation ranges" in caplog.text
+    assert len(_int8_layers(int8.model.net)) == 2 * 5
+    assert not any(isinstance(m, SmoothedLinear) for m in int8.model.net.modules())
+
+
+def _one_layer_net() -> torch.nn.Module:
+    """A ``Linear`` named like an encoder layer's (``encoder.layer.0.dense``)."""
+    layer = torch.nn.ModuleDict({"dense": torch.nn.Linear(64, 32)})
+    return torch.nn.ModuleDict({"encoder": torch.nn.ModuleDict({"layer": torch.nn.ModuleList([layer])})})
+
+
+def test_smoothing_keeps_the_function_and_tames_an_outlier_channel():
+    torch.manual_seed(0)
+    net = _one_layer_net()
+    x = torch.randn(512, 64)
+    x[:, 5] *= 60  # one channel always far larger than the rest, as after BERT's LayerNorms
+    reference = net.encoder.layer[0].dense(x).detach()
+    ranges = record_activation_ranges(net, lambda: net.encoder.layer[0].dense(x))
+    assert list(ranges) == ["encoder.layer.0.dense"]
+    assert ranges["encoder.layer.0.dense"][5] == x[:, 5].abs().max()
+
+    def error(module: torch.nn.Module) -> float:
+        with torch.no_grad():
+            out = dict(module.named_modules())["encoder.layer.0.dense"](x)
+        return float((out - reference).abs().mean() / reference.abs().mean())
+
+    smoothed = copy.deepcopy(net)
+    assert smooth_layers(smoothed, ranges) == ["encoder.layer.0.dense.linear"]
+    assert error(smoothed) < 1e-5  # in fp32 it is the same layer
+    plain_int8 = error(quantize_dynamic(copy.deepcopy(net)))
+    smoothed_int8 = error(quantize_dynamic(copy.deepcopy(net), ranges))
+    assert smoothed_int8 < plain_int8 / 3
+    with pytest.raises(ModelLoadError, match="does not match"):
+        smooth_layers(copy.deepcopy(net), {"encoder.layer.0.dense": torch.ones(7)})
+
+
+@pytest.mark.parametrize(
+    ("forced", "vnni", "expected"),
+    [(None, True, True), (None, False, False), ("AVX2", True, False), ("avx512_e1", True, True)],
+)
+def test_full_8bit_activations_only_where_the_kernels_take_them(monkeypatch, forced, vnni, expected):
+    if forced is None:
+        monkeypatch.delenv("FBGEMM_ENABLE_INSTRUCTIONS", raising=False)
+    else:
+        monkeypatch.setenv("FBGEMM_ENABLE_INSTRUCTIONS", forced)
+    monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: vnni)
+    on_x86 = torch.backends.quantized.engine in ("x86", "fbgemm")
+    assert full_range_activations() is (expected and on_x86)
+    layer = dict(quantize_dynamic(_one_layer_net(), None).named_modules())["encoder.layer.0.dense"]
+    assert type(layer) is (FullRangeInt8Linear if expected and on_x86 else torch.ao.nn.quantized.dynamic.Linear)
 
 
 def test_agreement_counts_topic_decisions_and_shown_stances():

@@ -9,6 +9,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from experiments.cli import app
+from inference.encoder import SmoothedLinear
 from inference.model_io import agreement, load_predictor
 from inference.pyfunc import OUTPUT_COLUMNS
 from labels import read_records
@@ -97,6 +98,9 @@ def test_quantized_variant_loads_through_mlflow_and_agrees(fixture, request, tra
     uri = f"models:/{REGISTERED_MODEL}/{result.model_version}"
     fp32, int8 = load_predictor(uri), load_predictor(uri, quantized=True)
     assert int8.model.quantized and not fp32.model.quantized
+    # Training recorded the int8 layers' input ranges, and they travelled with the artifact.
+    network = int8.model.net if fixture == "trained_transformer" else int8.model.embedder.encoder
+    assert any(isinstance(m, SmoothedLinear) for m in network.modules())
     figures = agreement(fp32.score(texts), int8.score(texts), fp32.thresholds)
     # A random 32-wide model has scores bunched near its thresholds; the real model's
     # figure (>= 99%) is measured by bench/quantized.py.
