@@ -346,6 +346,40 @@ def _stance_panels(n_topics: int) -> tuple[int, int]:
     return cols, rows
 
 
+def _stacked_stance_bars(
+    ax: plt.Axes,
+    positions: np.ndarray,
+    shares: list[np.ndarray],
+    counts: np.ndarray,
+    schema: LabelSchema,
+    min_count: int,
+    width: float,
+    horizontal: bool = False,
+) -> None:
+    """One 100% stacked bar per position, a segment per stance value (``shares`` in schema
+    order, in percent); bars resting on fewer than ``min_count`` paragraphs are faded."""
+    base = np.zeros(len(positions))
+    draw = ax.barh if horizontal else ax.bar
+    for j, (value, share) in enumerate(zip(schema.stance_values, shares, strict=True)):
+        style = stance_style(value, j)
+        stack = {"left": base} if horizontal else {"bottom": base}
+        bars = draw(
+            positions,
+            share,
+            width,
+            **stack,
+            color=style["color"],
+            hatch=style["hatch"],
+            edgecolor="#333333",
+            linewidth=0.4,
+            label=value,
+        )
+        for bar, count in zip(bars, counts, strict=True):
+            if count < min_count:
+                bar.set_alpha(THIN_ALPHA)
+        base = base + share
+
+
 def plot_stance_over_time(
     mix: pd.DataFrame, by: str, predictions: Predictions, schema: LabelSchema, min_count: int = MIN_COUNT
 ) -> plt.Figure:
@@ -358,25 +392,8 @@ def plot_stance_over_time(
     for ax, topic in zip(axes.flat, schema.topics, strict=False):
         part = mix[mix["topic"] == topic.id].set_index(by).reindex(periods)
         n = part["paragraphs_on_topic"].to_numpy()
-        bottom = np.zeros(len(periods))
-        for j, value in enumerate(schema.stance_values):
-            shares = np.nan_to_num(part[f"{value}_share"].to_numpy()) * 100
-            style = stance_style(value, j)
-            bars = ax.bar(
-                x,
-                shares,
-                0.8,
-                bottom=bottom,
-                color=style["color"],
-                hatch=style["hatch"],
-                edgecolor="#333333",
-                linewidth=0.4,
-                label=value,
-            )
-            for bar, count in zip(bars, n, strict=True):
-                if count < min_count:
-                    bar.set_alpha(THIN_ALPHA)
-            bottom += shares
+        shares = [np.nan_to_num(part[f"{value}_share"].to_numpy()) * 100 for value in schema.stance_values]
+        _stacked_stance_bars(ax, x, shares, n, schema, min_count, width=0.8)
         for xi, count in zip(x, n, strict=True):
             if label_all or count < min_count:
                 weight = "bold" if count < min_count else "normal"
@@ -478,25 +495,8 @@ def plot_stance_by_source(
     for ax, topic in zip(axes.flat, schema.topics, strict=False):
         part = mix[mix["topic"] == topic.id].set_index("source").reindex(sources)
         n = part["paragraphs_on_topic"].to_numpy()
-        left = np.zeros(len(sources))
-        for j, value in enumerate(schema.stance_values):
-            shares = np.where(n > 0, part[value].to_numpy() / np.maximum(n, 1), 0) * 100
-            style = stance_style(value, j)
-            bars = ax.barh(
-                y,
-                shares,
-                0.75,
-                left=left,
-                color=style["color"],
-                hatch=style["hatch"],
-                edgecolor="#333333",
-                linewidth=0.4,
-                label=value,
-            )
-            for bar, count in zip(bars, n, strict=True):
-                if count < min_count:
-                    bar.set_alpha(THIN_ALPHA)
-            left += shares
+        shares = [np.where(n > 0, part[value].to_numpy() / np.maximum(n, 1), 0) * 100 for value in schema.stance_values]
+        _stacked_stance_bars(ax, y, shares, n, schema, min_count, width=0.75, horizontal=True)
         for yi, count in zip(y, n, strict=True):
             weight = "bold" if count < min_count else "normal"
             ax.annotate(

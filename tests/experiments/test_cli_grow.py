@@ -77,60 +77,17 @@ def test_suggest_writes_label_studio_tasks_and_config(tmp_path: Path, model_fold
 
 def test_suggest_jsonl_leaves_out_labelled_texts(tmp_path: Path, model_folder: Path, pool_file: Path):
     out = tmp_path / "batch.jsonl"
-    result = runner.invoke(
-        app,
-        [
-            "data",
-            "suggest",
-            str(pool_file),
-            "-n",
-            "50",
-            "--model",
-            str(model_folder),
-            "--exclude",
-            str(pool_file),
-            "-o",
-            str(out),
-        ],
-    )
+
+    def suggest(n: int, *options: str):
+        args = ["data", "suggest", str(pool_file), "-n", str(n), "--model", str(model_folder), *options]
+        return runner.invoke(app, [*args, "-o", str(out)])
+
+    result = suggest(50, "--exclude", str(pool_file))
     assert result.exit_code == 1 and "already labelled" in result.output
     # The pool comes from the shipped dataset, which --exclude leaves out by default.
-    result = runner.invoke(
-        app,
-        [
-            "data",
-            "suggest",
-            str(pool_file),
-            "-n",
-            "3",
-            "--model",
-            str(model_folder),
-            "--strategy",
-            "uncertainty",
-            "-o",
-            str(out),
-        ],
-    )
-    assert result.exit_code == 1
+    assert suggest(3, "--strategy", "uncertainty").exit_code == 1
     empty = write_jsonl(tmp_path / "empty.jsonl", [])
-    result = runner.invoke(
-        app,
-        [
-            "data",
-            "suggest",
-            str(pool_file),
-            "-n",
-            "3",
-            "--model",
-            str(model_folder),
-            "--strategy",
-            "uncertainty",
-            "--exclude",
-            str(empty),
-            "-o",
-            str(out),
-        ],
-    )
+    result = suggest(3, "--strategy", "uncertainty", "--exclude", str(empty))
     assert result.exit_code == 0, result.output
     rows = read_records(out)
     assert [r["rank"] for r in rows] == [1, 2, 3] and all(set(r["stance"]) == set(r["topics"]) for r in rows)
