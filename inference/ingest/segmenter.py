@@ -333,12 +333,9 @@ class _Segmenter:
         if line[-1] in ",;-–—" or (i + 1 < len(lines) and text[lines[i + 1][0]].islower()):
             return None  # the line runs on into the next: a hard-wrapped paragraph
         key = _key(line)
-        if self.title_key and key == self.title_key:
-            reason = "repeated" if self.title_taken else "title"
-            self.title_taken = True
+        reason = self._title_or_repeat(key)
+        if reason:
             return reason
-        if key in self.seen:
-            return "repeated"
         reason = furniture_reason(line, len(line.split()))
         if reason is None and not is_english(line, 10**9):  # script check only: lines are short
             reason = "non_english"
@@ -376,14 +373,20 @@ class _Segmenter:
         for s, e, reason in reversed(trailing):
             self._drop(s, e, reason)
 
-    def _reason(self, flat: str, single_line: bool) -> str | None:
-        key = _key(flat)
+    def _title_or_repeat(self, key: str) -> str | None:
+        """``title`` for the first block equal to the headline, ``repeated`` for any later
+        one or for a block seen before; None otherwise."""
         if self.title_key and key == self.title_key:
             reason = "repeated" if self.title_taken else "title"
             self.title_taken = True
             return reason
-        if key in self.seen:
-            return "repeated"
+        return "repeated" if key in self.seen else None
+
+    def _reason(self, flat: str, single_line: bool) -> str | None:
+        key = _key(flat)
+        reason = self._title_or_repeat(key)
+        if reason:
+            return reason
         self.seen.add(key)
         n_words = len(flat.split())
         reason = furniture_reason(flat, n_words)
