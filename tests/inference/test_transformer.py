@@ -67,7 +67,7 @@ def test_dynamic_padding_pads_to_the_longest_in_the_batch():
     assert batch["attention_mask"].tolist() == [[1, 1], [1, 0]]
 
 
-@pytest.mark.parametrize("design", ["per_topic", "pair"])
+@pytest.mark.parametrize("design", ["per_topic", "attention", "pair"])
 def test_scores_have_the_shared_shape_and_survive_save_and_load(tiny_base_model, tmp_path, design):
     model = _model(tiny_base_model, design)
     topics, stance = model.predict_scores(TEXTS)
@@ -90,12 +90,25 @@ def test_scores_have_the_shared_shape_and_survive_save_and_load(tiny_base_model,
     assert loaded.predict([]) == []
 
 
+def test_attention_design_pools_each_topic_apart_and_ignores_padding(tiny_base_model):
+    model = _model(tiny_base_model, "attention")
+    model.net.eval()
+    with torch.no_grad():
+        _, per_topic = model.net(model.collate(model.tokenize(TEXTS[:1])))
+    assert per_topic.shape == (1, 4, 32)
+    assert not torch.allclose(per_topic[0, 0], per_topic[0, 1])  # each topic's query reads its own mix
+    alone = model.predict_scores(TEXTS[:1])[1]
+    padded = model.predict_scores([TEXTS[0], TEXTS[0] + " " + TEXTS[3] * 3])[1][:1]  # one batch, padded
+    np.testing.assert_allclose(padded, alone, atol=1e-5)
+
+
 def _int8_layers(net: torch.nn.Module) -> set[str]:
     return {n for n, m in net.named_modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)}
 
 
-def test_quantized_variant_uses_int8_linear_layers_and_agrees(tiny_base_model, tmp_path):
-    model = _model(tiny_base_model, "per_topic").calibrate(TEXTS)
+@pytest.mark.parametrize("design", ["per_topic", "attention"])
+def test_quantized_variant_uses_int8_linear_layers_and_agrees(tiny_base_model, tmp_path, design):
+    model = _model(tiny_base_model, design).calibrate(TEXTS)
     # Ranges for exactly the layers that go to int8, one value per input channel.
     assert set(model.activation_ranges) == set(quantized_layer_names(model.net))
     assert model.activation_ranges["encoder.encoder.layer.0.intermediate.dense"].shape == (32,)

@@ -49,17 +49,20 @@ def test_stance_loss_is_masked_to_gold_topics(tiny_base_model):
         ],
         SCHEMA,
     )
-    for design in ("per_topic", "pair"):
+    for design in ("per_topic", "attention", "pair"):
         model = _model(tiny_base_model, design)
         model.net.train()
         loss_fns = (torch.nn.BCEWithLogitsLoss(), torch.nn.CrossEntropyLoss(ignore_index=-1))
         _backward(model, _Examples(model, gold), np.array([0, 1]), *loss_fns, 1.0, torch.device("cpu"))
         grad = model.net.stance_head.weight.grad
-        if design == "per_topic":
-            rows = grad.view(4, 3, -1).abs().sum(dim=(1, 2))
-            assert rows[0] > 0 and (rows[1:] == 0).all()  # only cost_sharing's stance rows learn
-        else:  # one pair, for the one gold topic; the no-topic paragraph trains the topic head only
+        if design == "pair":  # one pair, for the one gold topic; the no-topic paragraph trains the topic head only
             assert len(_Examples(model, gold).pairs) == 1 and grad.abs().sum() > 0
+            continue
+        rows = grad.view(4, 3, -1).abs().sum(dim=(1, 2))
+        assert rows[0] > 0 and (rows[1:] == 0).all()  # only cost_sharing's stance rows learn
+        if design == "attention":  # and only cost_sharing's query
+            queries = model.net.stance_query.grad.abs().sum(dim=1)
+            assert queries[0] > 0 and (queries[1:] == 0).all()
 
 
 def _model(folder, design: str) -> TransformerTopicStance:
