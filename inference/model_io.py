@@ -4,7 +4,8 @@ A saved model is a folder holding ``allystance.json`` (family, label schema and 
 thresholds, preprocessing, base model) and the family's weights, named by
 ``ModelMeta.weights``: ``model.joblib`` for the scikit-learn families, ``transformer`` or
 ``embed`` for a ``save_pretrained`` encoder and tokenizer plus heads (see
-``inference.transformer`` and ``inference.embed``). Loading checks the schema hash against
+``inference.transformer`` and ``inference.embed``), ``blend`` for member model folders and
+their weights (``inference.blend``). Loading checks the schema hash against
 the installed schema and refuses a mismatch; ``quantized=True`` loads the dynamic int8
 variant of a transformer family. ``load_predictor`` also takes MLflow model URIs.
 """
@@ -35,6 +36,7 @@ FORMAT_VERSION = 1
 PRETRAINED_FORMATS = {
     "transformer": ("inference.transformer", "TransformerTopicStance"),
     "embed": ("inference.embed", "EmbedTopicStance"),
+    "blend": ("inference.blend", "BlendedTopicStance"),
 }
 
 
@@ -153,8 +155,8 @@ def check_schema(meta: ModelMeta, schema: LabelSchema, where: str) -> None:
 def load_model(folder: str | Path, schema: LabelSchema | None = None, quantized: bool = False) -> Predictor:
     """Load a model folder written by :func:`save_model`, refusing a schema mismatch.
 
-    ``quantized=True`` gives the dynamic int8 variant of a transformer family (CPU); a
-    family without one is refused.
+    ``quantized=True`` gives the dynamic int8 variant of a transformer family (CPU), or of
+    a blend's encoder members; a model without one is refused.
     """
     schema = schema or load_schema()
     meta = read_meta(folder)

@@ -135,6 +135,27 @@ def trained_baseline(small_dataset: Path, tracking_uri: str):
     return train_baseline(recipe, tracking_uri, promote=True)
 
 
+TINY_TRANSFORMER = {
+    "designs": ["per_topic", "pair"],
+    "epochs": 2,
+    "max_length": 64,
+    "batch_size": 8,
+    "eval_batch_size": 32,
+    "patience": 2,
+}
+
+
+@pytest.fixture(scope="session")
+def trained_transformer(small_dataset: Path, tiny_base_model: Path, tracking_uri: str):
+    """One tiny transformer run (both stance designs) in the shared store."""
+    from training.config import TransformerRecipe, build
+    from training.transformer import train_transformer
+
+    settings = {"data": str(small_dataset), "base_model": str(tiny_base_model), **TINY_TRANSFORMER}
+    recipe = build(TransformerRecipe, settings)
+    return train_transformer(recipe, tracking_uri, promote=False)
+
+
 def build_tiny_bert(folder: Path, texts: list[str], hidden: int = 32, layers: int = 2) -> Path:
     """A randomly initialised BERT and a WordPiece tokenizer trained on ``texts``, saved as a
     base-model folder (what ``base_model`` points at): the transformer code paths run on it in

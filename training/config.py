@@ -164,6 +164,22 @@ class EmbedRecipe:
 
 
 @dataclass(frozen=True)
+class BlendRecipe:
+    """A weighted average of trained models' scores, weights chosen on dev."""
+
+    family: str = "blend"
+    experiment: str = "allystance"
+    data: str | None = None
+    members: list[str] = field(default_factory=list)  # model URIs or folders, two or more
+    weight_step: float = 0.1  # grid of member weights searched on dev
+    promote_metric: str = "dev_combined_f1"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.weight_step <= 0.5 or abs(round(1 / self.weight_step) * self.weight_step - 1) > 1e-9:
+            raise RecipeError(f"weight_step must divide 1 (0.5, 0.25, 0.1, ...), got {self.weight_step}")
+
+
+@dataclass(frozen=True)
 class RulesRecipe:
     """Keyword rules: no learning, tracked like a model so it shows up in comparisons."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -160,4 +161,49 @@ def embed(
     start = time.perf_counter()
     with console.status("training") as status:
         result = train_embed(config, tracking_uri, promote, progress=lambda m: status.update(m))
+    report(result, time.perf_counter() - start)
+
+
+@app.command()
+@user_errors
+def blend(
+    members: list[str] = typer.Argument(
+        None, help="Two or more trained models (MLflow URIs or folders); default: the recipe's members."
+    ),
+    recipe: Path = typer.Option(RECIPES / "blend.yaml", "--recipe", help="YAML recipe."),
+    overrides: list[str] = SetOption,
+    tracking_uri: str = TrackingOption,
+    promote: bool = PromoteOption,
+) -> None:
+    """Average trained models' scores, with weights chosen on dev: e.g. the fine-tuned transformer and the TF-IDF baseline.
+
+    The members must have been trained on the same dataset file (checked); each keeps its
+    own format inside the blend, and --quantized at load time quantizes the encoder members.
+
+    Examples:
+
+        allystance train blend models:/allystance/1 models:/allystance/2 --promote
+
+        allystance train blend models:/allystance/1 models:/allystance/2 models:/allystance/4 --set weight_step=0.25
+    """
+    from training.blend import train_blend
+    from training.config import BlendRecipe, load_recipe
+
+    extra = [f"members={json.dumps(list(members))}"] if members else []
+    config = load_recipe(recipe, BlendRecipe, [*(overrides or ()), *extra])
+    console = Console(stderr=True)
+    start = time.perf_counter()
+    with console.status("blending") as status:
+        result = train_blend(config, tracking_uri, promote, progress=lambda m: status.update(m))
+    weights = (
+        (family, f"{t:.2f}", f"{s:.2f}")
+        for family, t, s in zip(
+            result.chosen["chosen.members"],
+            result.chosen["chosen.topic_weights"],
+            result.chosen["chosen.stance_weights"],
+            strict=True,
+        )
+    )
+    rows = tuple((f"{i}: {family}", t, s) for i, (family, t, s) in enumerate(weights))
+    print_tables([Table("Member weights (chosen on dev)", ("member", "topic weight", "stance weight"), rows)])
     report(result, time.perf_counter() - start)

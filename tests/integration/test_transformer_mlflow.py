@@ -13,27 +13,11 @@ from inference.encoder import SmoothedLinear
 from inference.model_io import agreement, load_predictor
 from inference.pyfunc import OUTPUT_COLUMNS
 from labels import read_records
-from training.config import EmbedRecipe, TransformerRecipe, build
+from training.config import EmbedRecipe, build
 from training.embed import train_embed
 from training.tracking import REGISTERED_MODEL, use_store
-from training.transformer import train_transformer
 
 pytestmark = pytest.mark.slow
-
-TINY = {
-    "designs": ["per_topic", "pair"],
-    "epochs": 2,
-    "max_length": 64,
-    "batch_size": 8,
-    "eval_batch_size": 32,
-    "patience": 2,
-}
-
-
-@pytest.fixture(scope="session")
-def trained_transformer(small_dataset, tiny_base_model, tracking_uri):
-    recipe = build(TransformerRecipe, {"data": str(small_dataset), "base_model": str(tiny_base_model), **TINY})
-    return train_transformer(recipe, tracking_uri, promote=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,103 @@
+"""The blend family: a weighted average of the scores of two or more trained models.
+
+A fine-tuned encoder and the TF-IDF baseline make different mistakes (one reads phrasing,
+the other exact words), so averaging their probabilities, with weights chosen on dev by
+``allystance train blend``, is the cheapest way to get the better of both. Topic
+probabilities and stance distributions are averaged with separate weights; the blend's own
+thresholds are tuned on dev like any family's.
+
+A saved blend is a folder with ``blend.json`` (the weights and where each member came from)
+and ``members/0``, ``members/1``, ...: each a complete model folder as ``save_model``
+writes it, so every member keeps its own schema check and format. ``quantized=True`` loads
+the int8 variant of the members that have one (the encoder families) and the others as
+they are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS = "blend"  # ModelMeta.weights for this family
+BLEND_CONFIG = "blend.json"
+MEMBERS_FOLDER = "members"
+
+
+@dataclass
+class BlendedTopicStance:
+    """Members' scores averaged: ``topic_weights`` for topic probabilities, ``stance_weights``
+    for stance distributions (each sums to 1; a weight of 0 still keeps the member)."""
+
+    members: list  # Predictor, one per member model
+    topic_weights: list[float]
+    stance_weights: list[float]
+    sources: list[str]  # where each member was loaded from (a model URI or folder)
+
+    def __post_init__(self) -> None:
+        n = len(self.members)
+        if n < 2 or len(self.topic_weights) != n or len(self.stance_weights) != n or len(self.sources) != n:
+            raise ValueError("a blend needs two or more members, each with a topic and a stance weight and a source")
+        for weights in (self.topic_weights, self.stance_weights):
+            if min(weights) < 0 or not np.isclose(sum(weights), 1.0):
+                raise ValueError(f"blend weights must be non-negative and sum to 1, got {weights}")
+
+    def predict_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        return combine([m.score(texts) for m in self.members], self.topic_weights, self.stance_weights)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        from inference.model_io import save_model
+
+        folder = Path(folder)
+        for i, member in enumerate(self.members):
+            if getattr(member.model, "quantized", False):
+                raise ValueError("a quantized model is not saved; save the fp32 model and quantize at load time")
+            save_model(folder / MEMBERS_FOLDER / str(i), member.model, member.meta)
+        config = {
+            "topic_weights": self.topic_weights,
+            "stance_weights": self.stance_weights,
+            "members": [
+                {"folder": f"{MEMBERS_FOLDER}/{i}", "family": m.meta.family, "source": s}
+                for i, (m, s) in enumerate(zip(self.members, self.sources, strict=True))
+            ],
+        }
+        (folder / BLEND_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, quantized: bool = False) -> BlendedTopicStance:
+        from inference.model_io import JOBLIB_FILE, ModelLoadError, load_model, read_meta
+
+        folder = Path(folder)
+        config = json.loads((folder / BLEND_CONFIG).read_text(encoding="utf-8"))
+        paths = [folder / m["folder"] for m in config["members"]]
+        can_quantize = [read_meta(p).weights != JOBLIB_FILE for p in paths]
+        if quantized and not any(can_quantize):
+            raise ModelLoadError(f"{folder}: no member of this blend has a quantized variant; load it without one")
+        members = [load_model(p, quantized=quantized and q) for p, q in zip(paths, can_quantize, strict=True)]
+        return cls(members, config["topic_weights"], config["stance_weights"], [m["source"] for m in config["members"]])
+
+
+def combine(
+    scores: Sequence[tuple[np.ndarray, np.ndarray]], topic_weights: Sequence[float], stance_weights: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted averages of several models' (topic probabilities, stance distributions)."""
+    topics = sum(w * s[0] for w, s in zip(topic_weights, scores, strict=True))
+    stance = sum(w * s[1] for w, s in zip(stance_weights, scores, strict=True))
+    return np.asarray(topics, dtype=float), np.asarray(stance, dtype=float)
+
+
+def weight_grid(n_members: int, step: float) -> list[tuple[float, ...]]:
+    """Every weight vector over ``n_members`` on a grid of ``step`` that sums to 1."""
+    units = round(1 / step)
+    if not np.isclose(units * step, 1.0):
+        raise ValueError(f"step must divide 1, got {step}")
+
+    def split(total: int, parts: int) -> list[tuple[int, ...]]:
+        if parts == 1:
+            return [(total,)]
+        return [(k, *rest) for k in range(total, -1, -1) for rest in split(total - k, parts - 1)]
+
+    return [tuple(round(k / units, 6) for k in point) for point in split(units, n_members)]

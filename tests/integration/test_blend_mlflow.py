@@ -1,0 +1,82 @@
+"""The blend family end to end: two logged members (a baseline and a tiny transformer) in a
+temp store, weights chosen on dev, the blend logged, registered, reloaded and quantized."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from experiments.cli import app
+from inference.model_io import load_predictor
+from labels import read_records
+from tests.conftest import write_jsonl
+from training.baseline import train_baseline
+from training.blend import train_blend
+from training.config import BaselineRecipe, BlendRecipe, build
+from training.runs import TrainingError
+from training.tracking import REGISTERED_MODEL, use_store
+
+pytestmark = pytest.mark.slow
+
+
+def _uri(result) -> str:
+    return f"models:/{REGISTERED_MODEL}/{result.model_version}"
+
+
+@pytest.fixture(scope="module")
+def trained_blend(small_dataset, tracking_uri, trained_baseline, trained_transformer):
+    members = [_uri(trained_baseline), _uri(trained_transformer)]
+    recipe = build(BlendRecipe, {"data": str(small_dataset), "members": members, "weight_step": 0.25})
+    return train_blend(recipe, tracking_uri)
+
+
+def test_blend_chooses_weights_on_dev_and_logs_like_any_family(trained_blend, tracking_uri):
+    use_store(tracking_uri)
+    client = MlflowClient()
+    run = client.get_run(trained_blend.run_id)
+    assert run.data.tags["family"] == "blend" and run.data.tags["dataset_digest"]
+    for split in ("dev", "test"):
+        for name in ("topic_micro_f1", "stance_macro_f1", "combined_f1"):
+            assert 0.0 <= run.data.metrics[f"{split}_{name}"] <= 1.0
+    search = json.loads(Path(client.download_artifacts(run.info.run_id, "blend_search.json")).read_text())
+    assert len(search["grid"]) == 5  # 0, 0.25, ..., 1 for the first member
+    best = max(row["dev_stance_macro_f1"] for row in search["grid"])
+    chosen = trained_blend.chosen["chosen.stance_weights"]
+    assert next(r for r in search["grid"] if r["weights"] == chosen)["dev_stance_macro_f1"] == best
+    assert trained_blend.chosen["chosen.members"] == ["baseline", "transformer"]
+    version = client.get_model_version(REGISTERED_MODEL, trained_blend.model_version)
+    assert version.tags["family"] == "blend"
+
+
+def test_registered_blend_reloads_with_the_same_scores_and_quantizes(trained_blend, tracking_uri, small_dataset):
+    use_store(tracking_uri)
+    texts = [r["text"] for r in read_records(small_dataset)][:20]
+    loaded = load_predictor(_uri(trained_blend))
+    expected = trained_blend.predictor.score(texts)
+    np.testing.assert_allclose(loaded.score(texts)[0], expected[0], atol=1e-6)
+    np.testing.assert_allclose(loaded.score(texts)[1], expected[1], atol=1e-6)
+    assert loaded.predict(texts) == trained_blend.predictor.predict(texts)
+    int8 = load_predictor(_uri(trained_blend), quantized=True)
+    assert [getattr(m.model, "quantized", None) for m in int8.model.members] == [None, True]
+
+
+def test_members_trained_on_other_data_are_refused(small_dataset, tracking_uri, trained_baseline, tmp_path):
+    other_data = write_jsonl(tmp_path / "other.jsonl", read_records(small_dataset)[1:])
+    other = train_baseline(build(BaselineRecipe, {"data": str(other_data), "search": {}}), tracking_uri)
+    recipe = build(BlendRecipe, {"data": str(small_dataset), "members": [_uri(trained_baseline), _uri(other)]})
+    with pytest.raises(TrainingError, match="trained on other data"):
+        train_blend(recipe, tracking_uri)
+    with pytest.raises(TrainingError, match="two or more members"):
+        train_blend(build(BlendRecipe, {"data": str(small_dataset), "members": [_uri(other)]}), tracking_uri)
+
+
+def test_cli_blend_prints_the_member_weights(small_dataset, tracking_uri, trained_baseline, trained_transformer):
+    args = ["train", "blend", _uri(trained_baseline), _uri(trained_transformer), "--set", f"data={small_dataset}"]
+    result = CliRunner().invoke(app, [*args, "--set", "weight_step=0.5", "--tracking-uri", tracking_uri])
+    assert result.exit_code == 0, result.output
+    assert "Member weights (chosen on dev)" in result.output and "1: transformer" in result.output
+    bad = CliRunner().invoke(app, ["train", "blend", "--set", "weight_step=0.3", "--tracking-uri", tracking_uri])
+    assert bad.exit_code == 1 and "weight_step must divide 1" in bad.output

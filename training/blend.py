@@ -1,0 +1,109 @@
+"""Training the blend family: score dev with every member, choose the members' weights on
+dev (topic weights by topic micro-F1 with thresholds re-tuned at each point, stance weights
+by stance macro-F1), then evaluate, log and register the blend like any family.
+
+Members are trained models given by URI. They must have been trained on exactly the data
+the blend is tuned and tested on (the dataset digest of their MLflow runs is checked), or
+the blend's dev and test scores would mean nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from inference.blend import WEIGHTS, BlendedTopicStance, combine, weight_grid
+from inference.model_io import Predictor, load_predictor
+from labels import LabelSchema, load_schema
+from training.config import BlendRecipe
+from training.evaluate import Gold, stance_metrics, topic_metrics, tune_thresholds
+from training.runs import TrainingError, TrainResult, evaluate_and_publish, make_meta, read_splits, tracked_family_run
+
+logger = logging.getLogger(__name__)
+
+
+def member_digest(uri: str) -> str | None:
+    """The dataset digest of the MLflow run that logged ``uri``; None for a plain folder."""
+    import mlflow
+
+    if ":/" not in uri:
+        return None
+    run_id = mlflow.models.get_model_info(uri).run_id
+    return mlflow.get_run(run_id).data.tags.get("dataset_digest") if run_id else None
+
+
+def choose_weights(
+    scores: Sequence[tuple[np.ndarray, np.ndarray]], dev: Gold, schema: LabelSchema, step: float
+) -> tuple[tuple[float, ...], list[float], tuple[float, ...], list[dict]]:
+    """Topic weights and their thresholds, stance weights, and every grid point's dev scores.
+
+    Ties go to the point nearest equal weights (the grid lists members' weights from the
+    first member's largest down, so the order is fixed).
+    """
+    grid = weight_grid(len(scores), step)
+    n = len(scores)
+    rows, best_topic, best_stance = [], None, None
+    for point in grid:
+        topics, stance = combine(scores, point, point)
+        thresholds = tune_thresholds(dev.topics, topics)
+        predicted = (topics >= np.asarray(thresholds)).astype(int)
+        topic_f1 = topic_metrics(dev.topics, predicted, schema)["topic_micro_f1"]
+        stance_f1 = stance_metrics(dev.stances, stance.argmax(-1), predicted, schema)["stance_macro_f1"]
+        rows.append({"weights": list(point), "dev_topic_micro_f1": topic_f1, "dev_stance_macro_f1": stance_f1})
+        spread = float(np.abs(np.asarray(point) - 1 / n).sum())
+        if best_topic is None or (topic_f1, -spread) > best_topic[0]:
+            best_topic = ((topic_f1, -spread), point, thresholds)
+        if best_stance is None or (stance_f1, -spread) > best_stance[0]:
+            best_stance = ((stance_f1, -spread), point)
+    assert best_topic is not None and best_stance is not None
+    return best_topic[1], best_topic[2], best_stance[1], rows
+
+
+def train_blend(
+    recipe: BlendRecipe,
+    tracking_uri: str | None = None,
+    promote: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
+) -> TrainResult:
+    """Load the members, choose their weights on dev, evaluate, log and register the blend."""
+    if len(recipe.members) < 2:
+        raise TrainingError("a blend needs two or more members, e.g. models:/allystance/1 models:/allystance/2")
+    schema = load_schema()
+    splits = read_splits(recipe.data)
+    dev = Gold.from_records(splits.dev, schema)
+    with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
+        import mlflow
+
+        digest = mlflow.get_run(run.info.run_id).data.tags["dataset_digest"]
+        members: list[Predictor] = []
+        for uri in recipe.members:
+            progress(f"loading {uri}")
+            member_data = member_digest(uri)
+            if member_data is not None and member_data != digest:
+                raise TrainingError(
+                    f"{uri} was trained on other data (dataset digest {member_data}, this data {digest}); "
+                    "blend models trained on the same dataset file"
+                )
+            members.append(load_predictor(uri, schema))
+        progress("scoring dev with every member")
+        scores = [m.score(dev.texts) for m in members]
+        topic_weights, thresholds, stance_weights, rows = choose_weights(scores, dev, schema, recipe.weight_step)
+        chosen = {
+            "chosen.topic_weights": list(topic_weights),
+            "chosen.stance_weights": list(stance_weights),
+            "chosen.members": [m.meta.family for m in members],
+        }
+        mlflow.log_params({k: str(v) for k, v in chosen.items()})
+        mlflow.log_dict({"members": list(recipe.members), "grid": rows}, "blend_search.json")
+        mlflow.log_dict({"thresholds": dict(zip(schema.topic_ids, thresholds, strict=True))}, "thresholds.json")
+        model = BlendedTopicStance(members, list(topic_weights), list(stance_weights), list(recipe.members))
+        meta = make_meta(recipe.family, schema, thresholds, weights=WEIGHTS, members=list(recipe.members))
+        progress("evaluating and logging the blend")
+        predictor = Predictor(model, meta, schema)
+        result = evaluate_and_publish(
+            predictor, splits, schema, recipe.family, promote, recipe.promote_metric, run.info.run_id
+        )
+        result.chosen = chosen
+        return result
