@@ -1,7 +1,7 @@
 import pytest
 
 from tests.conftest import write_jsonl
-from training.config import BaselineRecipe, RecipeError, RulesRecipe, build, flatten, load_recipe
+from training.config import BaselineRecipe, BlendRecipe, RecipeError, RulesRecipe, build, flatten, load_recipe
 from training.runs import TrainingError, read_splits
 
 
@@ -10,6 +10,8 @@ def test_shipped_recipes_load():
     assert recipe.features.word_ngrams == (1, 2)
     assert recipe.search["stance.design"] == ["per_topic", "crossed"]
     assert load_recipe("experiments/rules.yaml", RulesRecipe).family == "rules"
+    blend = load_recipe("experiments/blend.yaml", BlendRecipe, ["members=[models:/allystance/1, runs:/abc/model]"])
+    assert blend.members == ["models:/allystance/1", "runs:/abc/model"] and blend.weight_step == 0.1
 
 
 def test_overrides_are_typed_and_validated():

