@@ -39,6 +39,7 @@ from inference.encoder import (
     tokenize,
 )
 from inference.families import TRANSFORMER_DESIGNS
+from inference.model_io import ModelLoadError
 
 WEIGHTS = "transformer"  # ModelMeta.weights for this family
 DESIGNS = TRANSFORMER_DESIGNS
@@ -74,25 +75,31 @@ class TopicStanceNet(nn.Module):
         pooled = self.dropout(mean_pool(hidden, batch["attention_mask"]))
         if self.design != "attention":
             return pooled, None
-        scores = torch.einsum("nlh,th->ntl", hidden, self.stance_query.to(hidden.dtype)) / hidden.shape[-1] ** 0.5
-        padding = batch["attention_mask"][:, None, :] == 0
-        weights = torch.softmax(scores.masked_fill(padding, torch.finfo(scores.dtype).min), dim=-1)
+        weights = self.attention_weights(hidden, batch["attention_mask"])
         return pooled, self.dropout(torch.einsum("ntl,nlh->nth", weights, hidden))
+
+    def attention_weights(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``attention``: each topic's weights over the tokens (n x T x L; 0 on padding)."""
+        scores = torch.einsum("nlh,th->ntl", hidden, self.stance_query.to(hidden.dtype)) / hidden.shape[-1] ** 0.5
+        padding = mask[:, None, :] == 0
+        return torch.softmax(scores.masked_fill(padding, torch.finfo(scores.dtype).min), dim=-1)
 
     def topic_logits(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.topic_head(pooled)
 
     def stance_logits(self, pooled: torch.Tensor) -> torch.Tensor:
         """``per_topic``: n x T x S from paragraph encodings (n x H); ``attention``: n x T x S
-        from each topic's pooling (n x T x H), topic t read by its own block of the head;
+        from each topic's pooling (n x T x H), topic t read by its own rows of the head;
         ``pair``: n x S from pair encodings."""
-        logits = self.stance_head(pooled)
         if self.design == "pair":
-            return logits
-        if self.design == "attention":  # n x T x (T*S): keep block t of row t
-            blocks = logits.view(-1, self.n_topics, self.n_topics, self.n_stances)
-            return blocks.diagonal(dim1=1, dim2=2).transpose(1, 2)
-        return logits.view(-1, self.n_topics, self.n_stances)
+            return self.stance_head(pooled)
+        if self.design == "per_topic":
+            return self.stance_head(pooled).view(-1, self.n_topics, self.n_stances)
+        if pooled.dim() != 3 or pooled.shape[1] != self.n_topics:
+            raise ValueError(f"the attention design reads one pooling per topic (n x {self.n_topics} x H)")
+        weight = self.stance_head.weight.view(self.n_topics, self.n_stances, -1)
+        bias = self.stance_head.bias.view(self.n_topics, self.n_stances)
+        return torch.einsum("nth,tsh->nts", pooled, weight.to(pooled.dtype)) + bias.to(pooled.dtype)
 
     def paragraph_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Topic logits (n x T) and, for the one-pass designs, stance logits (n x T x S)."""
@@ -253,6 +260,8 @@ class TransformerTopicStance:
         for name in ("topic_head", "stance_head"):
             getattr(net, name).load_state_dict({k.split(".", 1)[1]: v for k, v in heads.items() if k.startswith(name)})
         if settings["design"] == "attention":
+            if "stance_query" not in heads:
+                raise ModelLoadError(f"{folder}: {HEADS_FILE} has no stance_query for the attention design")
             net.stance_query.data.copy_(heads["stance_query"])
         model = cls(
             net.eval(),

@@ -136,7 +136,7 @@ def trained_baseline(small_dataset: Path, tracking_uri: str):
 
 
 TINY_TRANSFORMER = {
-    "designs": ["per_topic", "pair"],
+    "designs": ["per_topic", "attention", "pair"],
     "epochs": 2,
     "max_length": 64,
     "batch_size": 8,
@@ -147,7 +147,7 @@ TINY_TRANSFORMER = {
 
 @pytest.fixture(scope="session")
 def trained_transformer(small_dataset: Path, tiny_base_model: Path, tracking_uri: str):
-    """One tiny transformer run (both stance designs) in the shared store."""
+    """One tiny transformer run (every stance design) in the shared store."""
     from training.config import TransformerRecipe, build
     from training.transformer import train_transformer
 

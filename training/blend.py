@@ -11,27 +11,61 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from inference.blend import WEIGHTS, BlendedTopicStance, combine, weight_grid
-from inference.model_io import Predictor, load_predictor
+from inference.model_io import META_FILE, Predictor, load_predictor
+from inference.store import use_store
 from labels import LabelSchema, load_schema
+from training import tracking
 from training.config import BlendRecipe
 from training.evaluate import Gold, stance_metrics, topic_metrics, tune_thresholds
 from training.runs import TrainingError, TrainResult, evaluate_and_publish, make_meta, read_splits, tracked_family_run
 
 logger = logging.getLogger(__name__)
 
+# Each weight set re-tunes the topic thresholds on dev (a fraction of a second); two members
+# at the default step make 11 sets, three make 66, four 286.
+MAX_GRID_POINTS = 1000
+
 
 def member_digest(uri: str) -> str | None:
-    """The dataset digest of the MLflow run that logged ``uri``; None for a plain folder."""
+    """The dataset digest of the MLflow run that logged ``uri``; None for a model folder.
+
+    Raises ``TrainingError`` for a URI MLflow cannot resolve, or whose run recorded no dataset.
+    """
     import mlflow
 
-    if ":/" not in uri:
+    if (Path(uri) / META_FILE).is_file():
         return None
-    run_id = mlflow.models.get_model_info(uri).run_id
-    return mlflow.get_run(run_id).data.tags.get("dataset_digest") if run_id else None
+    try:
+        run_id = mlflow.models.get_model_info(uri).run_id
+        tags = mlflow.get_run(run_id).data.tags if run_id else {}
+    except mlflow.exceptions.MlflowException as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrainingError(f"cannot find the member {uri}: {first_line}") from None
+    if "dataset_digest" not in tags:
+        raise TrainingError(f"{uri}: its run recorded no dataset, so it cannot be checked; retrain it with allystance")
+    return tags["dataset_digest"]
+
+
+def load_members(uris: Sequence[str], digest: str, schema: LabelSchema) -> list[Predictor]:
+    """Every member, loaded, after checking it was trained on the data with ``digest``."""
+    members = []
+    for uri in uris:
+        member = load_predictor(uri, schema)  # a clear error for a model that is not there
+        member_data = member_digest(uri)
+        if member_data is None:
+            logger.warning("%s is a model folder: it is taken on trust to be trained on this data", uri)
+        elif member_data != digest:
+            raise TrainingError(
+                f"{uri} was trained on other data (dataset digest {member_data}, this data {digest}); "
+                "blend models trained on the same dataset file"
+            )
+        members.append(member)
+    return members
 
 
 def choose_weights(
@@ -39,8 +73,8 @@ def choose_weights(
 ) -> tuple[tuple[float, ...], list[float], tuple[float, ...], list[dict]]:
     """Topic weights and their thresholds, stance weights, and every grid point's dev scores.
 
-    Ties go to the point nearest equal weights (the grid lists members' weights from the
-    first member's largest down, so the order is fixed).
+    Ties go to the point nearest equal weights, then to the earlier grid point (the grid
+    starts with the most weight on the first member).
     """
     grid = weight_grid(len(scores), step)
     n = len(scores)
@@ -50,9 +84,9 @@ def choose_weights(
         thresholds = tune_thresholds(dev.topics, topics)
         predicted = (topics >= np.asarray(thresholds)).astype(int)
         topic_f1 = topic_metrics(dev.topics, predicted, schema)["topic_micro_f1"]
-        stance_f1 = stance_metrics(dev.stances, stance.argmax(-1), predicted, schema)["stance_macro_f1"]
+        stance_f1 = stance_metrics(dev.stances, stance.argmax(-1), predicted, schema).get("stance_macro_f1", 0.0)
         rows.append({"weights": list(point), "dev_topic_micro_f1": topic_f1, "dev_stance_macro_f1": stance_f1})
-        spread = float(np.abs(np.asarray(point) - 1 / n).sum())
+        spread = round(float(np.abs(np.asarray(point) - 1 / n).sum()), 6)  # rounded: equal spreads compare equal
         if best_topic is None or (topic_f1, -spread) > best_topic[0]:
             best_topic = ((topic_f1, -spread), point, thresholds)
         if best_stance is None or (stance_f1, -spread) > best_stance[0]:
@@ -70,23 +104,22 @@ def train_blend(
     """Load the members, choose their weights on dev, evaluate, log and register the blend."""
     if len(recipe.members) < 2:
         raise TrainingError("a blend needs two or more members, e.g. models:/allystance/1 models:/allystance/2")
+    points = len(weight_grid(len(recipe.members), recipe.weight_step))
+    if points > MAX_GRID_POINTS:
+        raise TrainingError(
+            f"{len(recipe.members)} members at weight_step {recipe.weight_step} make {points} weight sets to try; "
+            f"raise weight_step (at most {MAX_GRID_POINTS} sets)"
+        )
     schema = load_schema()
     splits = read_splits(recipe.data)
     dev = Gold.from_records(splits.dev, schema)
+    use_store(tracking_uri)
+    progress("loading the members")
+    digest = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source).digest
+    members = load_members(recipe.members, digest, schema)  # before the run: a bad member leaves no run
     with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
         import mlflow
 
-        digest = mlflow.get_run(run.info.run_id).data.tags["dataset_digest"]
-        members: list[Predictor] = []
-        for uri in recipe.members:
-            progress(f"loading {uri}")
-            member_data = member_digest(uri)
-            if member_data is not None and member_data != digest:
-                raise TrainingError(
-                    f"{uri} was trained on other data (dataset digest {member_data}, this data {digest}); "
-                    "blend models trained on the same dataset file"
-                )
-            members.append(load_predictor(uri, schema))
         progress("scoring dev with every member")
         scores = [m.score(dev.texts) for m in members]
         topic_weights, thresholds, stance_weights, rows = choose_weights(scores, dev, schema, recipe.weight_step)

@@ -195,15 +195,18 @@ def blend(
     start = time.perf_counter()
     with console.status("blending") as status:
         result = train_blend(config, tracking_uri, promote, progress=lambda m: status.update(m))
-    weights = (
-        (family, f"{t:.2f}", f"{s:.2f}")
-        for family, t, s in zip(
-            result.chosen["chosen.members"],
-            result.chosen["chosen.topic_weights"],
-            result.chosen["chosen.stance_weights"],
-            strict=True,
+    chosen = result.chosen
+    rows = tuple(
+        (f"{i}: {family}", uri, f"{t:.2f}", f"{s:.2f}")
+        for i, (family, uri, t, s) in enumerate(
+            zip(
+                chosen["chosen.members"],
+                config.members,
+                chosen["chosen.topic_weights"],
+                chosen["chosen.stance_weights"],
+                strict=True,
+            )
         )
     )
-    rows = tuple((f"{i}: {family}", t, s) for i, (family, t, s) in enumerate(weights))
-    print_tables([Table("Member weights (chosen on dev)", ("member", "topic weight", "stance weight"), rows)])
+    print_tables([Table("Member weights (chosen on dev)", ("member", "model", "topic weight", "stance weight"), rows)])
     report(result, time.perf_counter() - start)

@@ -9,6 +9,7 @@ from inference.tfidf import TfidfTopicStance
 from inference.transformer import WEIGHTS as TRANSFORMER_WEIGHTS
 from inference.transformer import TransformerTopicStance
 from labels import load_schema, read_records
+from training.blend import choose_weights
 from training.evaluate import Gold
 from training.runs import make_meta
 
@@ -80,6 +81,25 @@ def test_quantized_blend_quantizes_only_the_encoder_member(small_dataset, tiny_b
     assert int8.model.members[1].model.quantized and not hasattr(int8.model.members[0].model, "quantized")
     texts = _texts(small_dataset)
     fp32 = load_model(folder).score(texts)
-    np.testing.assert_allclose(int8.score(texts)[0], fp32[0], atol=0.05)
+    topics, stance = int8.score(texts)
+    np.testing.assert_allclose(topics, fp32[0], atol=0.05)
+    np.testing.assert_allclose(stance, fp32[1], atol=0.05)
+    assert not np.array_equal(stance, fp32[1])  # the encoder member really runs in int8
     with pytest.raises(ValueError, match="not saved"):
         int8.model.save_pretrained(tmp_path / "again")
+
+
+def test_weights_are_chosen_on_dev_and_ties_go_to_the_most_even_point(small_dataset):
+    gold = Gold.from_records([r for r in read_records(small_dataset) if r["split"] == "dev"], SCHEMA)
+    good = _tfidf(small_dataset, 4.0).score(gold.texts)
+    noise = np.random.default_rng(0)
+    bad = (noise.random(good[0].shape), noise.dirichlet(np.ones(3), size=good[1].shape[:2]))
+    _, thresholds, stance_w, rows = choose_weights([good, bad], gold, SCHEMA, 0.25)
+    assert len(rows) == 5 and len(thresholds) == 4
+    best = max(r["dev_stance_macro_f1"] for r in rows)
+    assert next(r for r in rows if r["weights"] == list(stance_w))["dev_stance_macro_f1"] == best
+    assert stance_w[0] >= 0.5  # the real model outweighs noise
+    # Identical members tie everywhere: the even split wins; with three members at step 0.5
+    # (no even split on the grid) the first of the most even points does.
+    assert choose_weights([good, good], gold, SCHEMA, 0.5)[2] == (0.5, 0.5)
+    assert choose_weights([good, good, good], gold, SCHEMA, 0.5)[2] == (0.5, 0.5, 0.0)

@@ -102,6 +102,25 @@ def test_attention_design_pools_each_topic_apart_and_ignores_padding(tiny_base_m
     np.testing.assert_allclose(padded, alone, atol=1e-5)
 
 
+def test_attention_design_reads_topic_t_with_its_own_head_rows_and_query(tiny_base_model):
+    net = _model(tiny_base_model, "attention").net.eval()
+    pooled = torch.randn(2, 4, 32)
+    weight, bias = net.stance_head.weight.view(4, 3, 32), net.stance_head.bias.view(4, 3)
+    expected = torch.stack([pooled[:, t] @ weight[t].T + bias[t] for t in range(4)], dim=1)
+    torch.testing.assert_close(net.stance_logits(pooled), expected)
+    with pytest.raises(ValueError, match="one pooling per topic"):
+        net.stance_logits(torch.randn(8, 32))  # a paragraph encoding is not a per-topic pooling
+
+    hidden = torch.randn(1, 5, 32)
+    mask = torch.tensor([[1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        net.stance_query[2] = 50 * hidden[0, 1]  # topic 2's query points at token 1
+    weights = net.attention_weights(hidden, mask)
+    assert weights.shape == (1, 4, 5) and (weights[..., 3:] == 0).all()  # padding gets nothing
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 4))
+    assert weights[0, 2].argmax() == 1 and weights[0, 2, 1] > 0.9
+
+
 def _int8_layers(net: torch.nn.Module) -> set[str]:
     return {n for n, m in net.named_modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)}
 

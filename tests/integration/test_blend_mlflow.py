@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from experiments.cli import app
-from inference.model_io import load_predictor
+from inference.model_io import ModelLoadError, load_predictor
 from labels import read_records
 from tests.conftest import write_jsonl
 from training.baseline import train_baseline
@@ -20,6 +20,11 @@ from training.runs import TrainingError
 from training.tracking import REGISTERED_MODEL, use_store
 
 pytestmark = pytest.mark.slow
+
+
+def _run_count() -> int:
+    client = MlflowClient()
+    return len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
 
 
 def _uri(result) -> str:
@@ -46,6 +51,10 @@ def test_blend_chooses_weights_on_dev_and_logs_like_any_family(trained_blend, tr
     best = max(row["dev_stance_macro_f1"] for row in search["grid"])
     chosen = trained_blend.chosen["chosen.stance_weights"]
     assert next(r for r in search["grid"] if r["weights"] == chosen)["dev_stance_macro_f1"] == best
+    topic_best = max(row["dev_topic_micro_f1"] for row in search["grid"])
+    topic_chosen = trained_blend.chosen["chosen.topic_weights"]
+    assert next(r for r in search["grid"] if r["weights"] == topic_chosen)["dev_topic_micro_f1"] == topic_best
+    assert run.data.metrics["dev_topic_micro_f1"] == pytest.approx(topic_best)  # the same thresholds
     assert trained_blend.chosen["chosen.members"] == ["baseline", "transformer"]
     version = client.get_model_version(REGISTERED_MODEL, trained_blend.model_version)
     assert version.tags["family"] == "blend"
@@ -69,6 +78,13 @@ def test_members_trained_on_other_data_are_refused(small_dataset, tracking_uri, 
     recipe = build(BlendRecipe, {"data": str(small_dataset), "members": [_uri(trained_baseline), _uri(other)]})
     with pytest.raises(TrainingError, match="trained on other data"):
         train_blend(recipe, tracking_uri)
+    missing = build(BlendRecipe, {"data": str(small_dataset), "members": [_uri(trained_baseline), "models:/nope/7"]})
+    runs_before = _run_count()
+    with pytest.raises(ModelLoadError, match="cannot load model models:/nope/7"):
+        train_blend(missing, tracking_uri)
+    assert (
+        len(MlflowClient().search_runs([r.experiment_id for r in MlflowClient().search_experiments()])) == runs_before
+    )
     with pytest.raises(TrainingError, match="two or more members"):
         train_blend(build(BlendRecipe, {"data": str(small_dataset), "members": [_uri(other)]}), tracking_uri)
 
@@ -78,5 +94,6 @@ def test_cli_blend_prints_the_member_weights(small_dataset, tracking_uri, traine
     result = CliRunner().invoke(app, [*args, "--set", "weight_step=0.5", "--tracking-uri", tracking_uri])
     assert result.exit_code == 0, result.output
     assert "Member weights (chosen on dev)" in result.output and "1: transformer" in result.output
+    assert _uri(trained_transformer) in result.output
     bad = CliRunner().invoke(app, ["train", "blend", "--set", "weight_step=0.3", "--tracking-uri", tracking_uri])
     assert bad.exit_code == 1 and "weight_step must divide 1" in bad.output

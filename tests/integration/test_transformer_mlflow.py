@@ -41,13 +41,13 @@ def test_transformer_run_compares_designs_and_logs_the_shared_metrics(
     run = client.get_run(trained_transformer.run_id)
     assert run.data.tags["family"] == "transformer" and run.data.tags["dataset_digest"]
     assert run.data.params["base_model"] == str(tiny_base_model)
-    assert run.data.params["chosen.design"] in ("per_topic", "pair")
+    assert run.data.params["chosen.design"] in ("per_topic", "attention", "pair")
     # Same metric names as the baseline, so runs of every family compare.
     assert set(trained_transformer.metrics) == set(trained_baseline.metrics)
     children = client.search_runs(
         [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'"
     )
-    assert sorted(c.data.params["design"] for c in children) == ["pair", "per_topic"]
+    assert sorted(c.data.params["design"] for c in children) == ["attention", "pair", "per_topic"]
     for child in children:
         per_epoch = [m for m in client.get_metric_history(child.info.run_id, "dev_combined_f1") if m.step >= 1]
         assert 1 <= len(per_epoch) <= 2 and "train_loss" in child.data.metrics
