@@ -89,11 +89,17 @@ def combine(
     return np.asarray(topics, dtype=float), np.asarray(stance, dtype=float)
 
 
+def grid_units(step: float) -> int:
+    """How many steps of ``step`` make 1; a step that does not divide 1 is refused."""
+    if not 0 < step <= 0.5 or abs(round(1 / step) * step - 1) > 1e-9:
+        raise ValueError(f"weight_step must divide 1 (0.5, 0.25, 0.1, ...), got {step}")
+    return round(1 / step)
+
+
 def weight_grid(n_members: int, step: float) -> list[tuple[float, ...]]:
-    """Every weight vector over ``n_members`` on a grid of ``step`` that sums to 1."""
-    units = round(1 / step)
-    if not np.isclose(units * step, 1.0):
-        raise ValueError(f"step must divide 1, got {step}")
+    """Every weight vector over ``n_members`` on a grid of ``step`` that sums to 1, starting
+    with all the weight on the first member."""
+    units = grid_units(step)
 
     def split(total: int, parts: int) -> list[tuple[int, ...]]:
         if parts == 1:

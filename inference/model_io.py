@@ -24,7 +24,7 @@ import joblib
 import numpy as np
 
 from labels import LabelSchema, load_schema
-from labels.errors import UserError
+from labels.errors import UserError, first_line
 from labels.schema import schema_from_dict
 
 logger = logging.getLogger(__name__)
@@ -182,9 +182,8 @@ def _pyfunc_model_folder(uri: str) -> Path:
     try:
         root = path if (path / "MLmodel").is_file() else Path(mlflow.artifacts.download_artifacts(uri))
     except mlflow.exceptions.MlflowException as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(
-            f"cannot load model {uri}: {first_line}; train one with 'allystance train baseline --promote'"
+            f"cannot load model {uri}: {first_line(exc)}; train one with 'allystance train baseline --promote'"
         ) from None
     folder = root / "artifacts" / "model"
     if not (folder / META_FILE).is_file():

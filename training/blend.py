@@ -19,6 +19,7 @@ from inference.blend import WEIGHTS, BlendedTopicStance, combine, weight_grid
 from inference.model_io import META_FILE, Predictor, load_predictor
 from inference.store import use_store
 from labels import LabelSchema, load_schema
+from labels.errors import first_line
 from training import tracking
 from training.config import BlendRecipe
 from training.evaluate import Gold, stance_metrics, topic_metrics, tune_thresholds
@@ -44,8 +45,7 @@ def member_digest(uri: str) -> str | None:
         run_id = mlflow.models.get_model_info(uri).run_id
         tags = mlflow.get_run(run_id).data.tags if run_id else {}
     except mlflow.exceptions.MlflowException as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TrainingError(f"cannot find the member {uri}: {first_line}") from None
+        raise TrainingError(f"cannot find the member {uri}: {first_line(exc)}") from None
     if "dataset_digest" not in tags:
         raise TrainingError(f"{uri}: its run recorded no dataset, so it cannot be checked; retrain it with allystance")
     return tags["dataset_digest"]

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from inference.blend import grid_units
 from inference.families import DEFAULT_BASE_MODEL, TRANSFORMER_DESIGNS
 from inference.tfidf import STANCE_DESIGNS, TOPIC_MODELS
 from labels.errors import UserError
@@ -177,8 +178,10 @@ class BlendRecipe:
     promote_metric: str = "dev_combined_f1"
 
     def __post_init__(self) -> None:
-        if not 0 < self.weight_step <= 0.5 or abs(round(1 / self.weight_step) * self.weight_step - 1) > 1e-9:
-            raise RecipeError(f"weight_step must divide 1 (0.5, 0.25, 0.1, ...), got {self.weight_step}")
+        try:
+            grid_units(self.weight_step)
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
 
 
 @dataclass(frozen=True)

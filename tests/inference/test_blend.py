@@ -31,8 +31,9 @@ def test_weight_grid_lists_every_point_that_sums_to_one():
     three = weight_grid(3, 0.25)
     assert len(three) == 15 and len(set(three)) == 15
     assert all(np.isclose(sum(p), 1.0) for p in three)
-    with pytest.raises(ValueError, match="divide 1"):
-        weight_grid(2, 0.3)
+    for bad in (0.3, 0.33333, 0.0, 0.75):
+        with pytest.raises(ValueError, match="weight_step must divide 1"):
+            weight_grid(2, bad)
 
 
 def test_combine_averages_topics_and_stance_with_their_own_weights():
