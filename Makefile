@@ -46,3 +46,10 @@ clean:
 BENCH_MODEL ?= models:/allystance@champion
 bench-quantized: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/quantized.py --model "$(BENCH_MODEL)" $(BENCH_ARGS)
+
+# Real-news figures (bench/realnews.py): the champion and each family's newest version on
+# ../shared/realnews (dev.jsonl, stream.jsonl), logged to their runs; skips without the folder.
+#   make bench-realnews BENCH_ARGS="--tracking-uri sqlite:////tmp/s/mlflow.db"
+.PHONY: bench-realnews
+bench-realnews: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.realnews $(BENCH_ARGS)

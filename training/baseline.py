@@ -142,7 +142,14 @@ def train_baseline(
         predictor = Predictor(model, make_meta(recipe.family, schema, thresholds), schema)
         progress("evaluating and logging the model")
         result = evaluate_and_publish(
-            predictor, splits, schema, recipe.family, promote, recipe.promote_metric, run.info.run_id
+            predictor,
+            splits,
+            schema,
+            recipe.family,
+            promote,
+            recipe.promote_metric,
+            run.info.run_id,
+            realnews=recipe.realnews,
         )
         result.chosen = chosen
         return result
@@ -158,5 +165,12 @@ def train_rules(
         model = KeywordRules(schema.topic_ids, len(schema.stance_values), schema.encode_stance("neutral"))
         predictor = Predictor(model, make_meta(recipe.family, schema, [0.5] * len(schema.topics)), schema)
         return evaluate_and_publish(
-            predictor, splits, schema, recipe.family, promote, recipe.promote_metric, run.info.run_id
+            predictor,
+            splits,
+            schema,
+            recipe.family,
+            promote,
+            recipe.promote_metric,
+            run.info.run_id,
+            realnews=recipe.realnews,
         )

@@ -136,7 +136,14 @@ def train_blend(
         progress("evaluating and logging the blend")
         predictor = Predictor(model, meta, schema)
         result = evaluate_and_publish(
-            predictor, splits, schema, recipe.family, promote, recipe.promote_metric, run.info.run_id
+            predictor,
+            splits,
+            schema,
+            recipe.family,
+            promote,
+            recipe.promote_metric,
+            run.info.run_id,
+            realnews=recipe.realnews,
         )
         result.chosen = chosen
         return result

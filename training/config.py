@@ -72,7 +72,10 @@ class BaselineRecipe:
     # Grid searched as nested runs: dotted keys under topics.* are chosen by the dev topic
     # score, keys under stance.* by the dev stance score (the two heads train separately).
     search: dict[str, list] = field(default_factory=dict)
-    promote_metric: str = "dev_combined_f1"
+    # The champion is chosen by selection_score: team-dev combined F1, averaged with the
+    # real-news dev combined F1 when the real-news folder is present (training.realnews).
+    promote_metric: str = "selection_score"
+    realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
 
     def __post_init__(self) -> None:
         _check_search(self)
@@ -122,7 +125,10 @@ class TransformerRecipe:
     patience: int = 1  # epochs without a better dev score before stopping
     device: str = "auto"  # auto = CUDA when present (bf16 autocast), else CPU
     select_metric: str = "dev_combined_f1"
-    promote_metric: str = "dev_combined_f1"
+    # The champion is chosen by selection_score: team-dev combined F1, averaged with the
+    # real-news dev combined F1 when the real-news folder is present (training.realnews).
+    promote_metric: str = "selection_score"
+    realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.designs if d not in TRANSFORMER_DESIGNS]
@@ -158,7 +164,10 @@ class EmbedRecipe:
     stance: StanceConfig = field(default_factory=StanceConfig)
     # As in the baseline: topic keys chosen by dev topic micro-F1, stance keys by dev stance macro-F1.
     search: dict[str, list] = field(default_factory=dict)
-    promote_metric: str = "dev_combined_f1"
+    # The champion is chosen by selection_score: team-dev combined F1, averaged with the
+    # real-news dev combined F1 when the real-news folder is present (training.realnews).
+    promote_metric: str = "selection_score"
+    realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -175,7 +184,10 @@ class BlendRecipe:
     data: str | None = None
     members: list[str] = field(default_factory=list)  # model URIs or folders, two or more
     weight_step: float = 0.1  # grid of member weights searched on dev
-    promote_metric: str = "dev_combined_f1"
+    # The champion is chosen by selection_score: team-dev combined F1, averaged with the
+    # real-news dev combined F1 when the real-news folder is present (training.realnews).
+    promote_metric: str = "selection_score"
+    realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
 
     def __post_init__(self) -> None:
         try:
@@ -191,7 +203,10 @@ class RulesRecipe:
     family: str = "rules"
     experiment: str = "allystance"
     data: str | None = None
-    promote_metric: str = "dev_combined_f1"
+    # The champion is chosen by selection_score: team-dev combined F1, averaged with the
+    # real-news dev combined F1 when the real-news folder is present (training.realnews).
+    promote_metric: str = "selection_score"
+    realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
 
 
 def _lookup_field(cls: type, dotted: str) -> dataclasses.Field:

@@ -72,6 +72,7 @@ def train_embed(
             promote,
             recipe.promote_metric,
             run.info.run_id,
+            realnews=recipe.realnews,
         )
         result.chosen = chosen
         return result

@@ -18,6 +18,7 @@ from labels import DEFAULT_DATASET, LabelSchema, read_records
 from labels.errors import UserError
 from training import tracking
 from training.evaluate import evaluate
+from training.realnews import SELECTION_METRIC, find_realnews, realnews_metrics, selection_score
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +102,10 @@ def evaluate_and_publish(
     promote: bool,
     promote_metric: str,
     run_id: str,
+    realnews: str | Path | None = None,
 ) -> TrainResult:
-    """Inside an active run: evaluate on dev and test, log, save and register the model."""
+    """Inside an active run: evaluate on dev and test (and on the real-news dev set when the
+    ``realnews`` folder is there), log, save and register the model."""
     metrics: dict[str, float] = {}
     for name, records in (("dev", splits.dev), ("test", splits.test)):
         if not records:
@@ -111,6 +114,12 @@ def evaluate_and_publish(
         result = evaluate(records, topic_scores, stance_proba, predictor.thresholds, schema)
         tracking.log_evaluation(result, name)
         metrics.update(result.prefixed(name))
+    folder = find_realnews(realnews)
+    if folder is not None:
+        metrics.update(realnews_metrics(predictor, folder))
+        mlflow.set_tag("realnews", str(folder))
+    metrics[SELECTION_METRIC] = selection_score(metrics)
+    tracking.log_metrics({k: v for k, v in metrics.items() if k.startswith(("realnews_", SELECTION_METRIC))})
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = save_model(Path(tmp) / "model", predictor.model, predictor.meta)
         version = tracking.log_model(model_dir, predictor, [r["text"] for r in splits.dev], family)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
@@ -14,6 +15,16 @@ from labels.stats import Table
 DEFAULT_MODEL = "models:/allystance@champion"
 
 
+@dataclass
+class EvaluationReport:
+    """What ``allystance evaluate`` prints: overall metrics, metrics per ``origin`` (when the
+    records carry one, as the real-news files do) and the end-to-end stance confusion."""
+
+    metrics: dict[str, float]
+    by_origin: dict[str, dict[str, float]] = field(default_factory=dict)
+    confusion: object = None  # a pandas DataFrame: gold stance rows, predicted stance or "missed" columns
+
+
 def evaluate_model(
     model: str,
     data: Path,
@@ -21,16 +32,17 @@ def evaluate_model(
     output: Path | None,
     tracking_uri: str | None = None,
     quantized: bool = False,
-) -> dict[str, float]:
+) -> EvaluationReport:
     """Evaluate a model URI or folder on a dataset file; write plots and errors to ``output``.
 
     ``quantized`` scores the dynamic int8 variant (transformer families).
     """
     import matplotlib.pyplot as plt
+    import numpy as np
 
     from inference.model_io import load_predictor
     from inference.store import use_store
-    from training.evaluate import evaluate
+    from training.evaluate import Gold, accept_alternatives, e2e_stance_confusion, evaluate, evaluate_groups
 
     use_store(tracking_uri)
     predictor = load_predictor(model, quantized=quantized)
@@ -45,7 +57,14 @@ def evaluate_model(
             figure.savefig(output / name, dpi=110)
             plt.close(figure)
         result.errors.to_csv(output / "worst_errors.csv", index=False)
-    return result.metrics
+    gold = Gold.from_records(records, predictor.schema)
+    topic_pred = (scores[0] >= np.asarray(predictor.thresholds)[None, :]).astype(int)
+    stance_pred = np.argmax(scores[1], axis=2)
+    confusion = e2e_stance_confusion(
+        accept_alternatives(gold.stances, stance_pred, gold.alt), stance_pred, topic_pred, predictor.schema
+    )
+    by_origin = evaluate_groups(records, *scores, predictor.thresholds, predictor.schema)
+    return EvaluationReport(result.metrics, by_origin, confusion)
 
 
 @user_errors
@@ -59,7 +78,7 @@ def evaluate_command(
         False, "--quantized", help="Score the dynamic int8 variant (transformer and embed models)."
     ),
 ) -> None:
-    """Score a model on labelled data: per-topic P/R/F1, micro/macro F1, exact match, stance macro-F1, F_avg, end-to-end accuracy.
+    """Score a model on labelled data: per-topic P/R/F1, micro/macro F1, exact match, stance macro-F1, F_avg, end-to-end stance, a stance confusion table, and a table per origin when the records have one.
 
     Examples:
 
@@ -68,10 +87,13 @@ def evaluate_command(
         allystance evaluate --model models:/allystance/3 --split dev -o eval/
 
         allystance evaluate --model models:/allystance/4 --quantized
+
+        allystance evaluate --data ../shared/realnews/dev.jsonl --split all
     """
     from training.evaluate import HEADLINE_METRICS
 
-    metrics = evaluate_model(model, data, split, output, tracking_uri, quantized)
+    report = evaluate_model(model, data, split, output, tracking_uri, quantized)
+    metrics = report.metrics
     topics = [
         k.removeprefix("topic_").rsplit("_", 1)[0] for k in metrics if k.startswith("topic_") and k.endswith("_f1")
     ]
@@ -92,9 +114,36 @@ def evaluate_command(
         for k, v in metrics.items()
         if not k.startswith(("topic_", "stance_")) or k in HEADLINE_METRICS
     ]
-    print_tables(
-        [
-            Table(f"Per topic ({split})", ("topic", "precision", "recall", "F1", "stance macro-F1"), tuple(per_topic)),
-            Table(f"Overall ({split})", ("metric", "value"), tuple(overall)),
-        ]
-    )
+    tables = [
+        Table(f"Per topic ({split})", ("topic", "precision", "recall", "F1", "stance macro-F1"), tuple(per_topic)),
+        Table(f"Overall ({split})", ("metric", "value"), tuple(overall)),
+    ]
+    if report.confusion is not None and report.confusion.to_numpy().sum():
+        frame = report.confusion
+        tables.append(
+            Table(
+                "Stance on gold pairs (rows: gold; columns: predicted, or missed topic)",
+                ("gold", *map(str, frame.columns)),
+                tuple(
+                    (str(g), *(str(int(v)) for v in row)) for g, row in zip(frame.index, frame.to_numpy(), strict=True)
+                ),
+            )
+        )
+    if report.by_origin:
+        tables.append(
+            Table(
+                "Per origin",
+                ("origin", "paragraphs", "gold pairs", "topic micro-F1", "stance macro-F1 (end to end)"),
+                tuple(
+                    (
+                        origin,
+                        f"{m['n_paragraphs']:.0f}",
+                        f"{m.get('n_pairs', 0):.0f}",
+                        f"{m['topic_micro_f1']:.3f}",
+                        f"{m['stance_e2e_macro_f1']:.3f}" if "stance_e2e_macro_f1" in m else "-",
+                    )
+                    for origin, m in report.by_origin.items()
+                ),
+            )
+        )
+    print_tables(tables)

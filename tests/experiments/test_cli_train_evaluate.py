@@ -46,3 +46,22 @@ def test_evaluate_without_a_model_says_what_to_run(tmp_path, dataset_file):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "allystance train baseline --promote" in lines[0]
+
+
+@pytest.mark.slow
+def test_evaluate_real_news_style_file_shows_origins_and_confusion(tmp_path, records, tracking_uri, trained_baseline):
+    """A labelled file with ``origin`` and ``alt`` (the real-news format) gets a per-origin
+    table, the end-to-end stance figure and the stance confusion with a missed column."""
+    import json
+
+    rows = [{**r, "origin": "kcna" if i % 2 else "wire", "split": "test"} for i, r in enumerate(records)]
+    rows[0]["alt"] = {"cost_sharing": "neutral"}
+    data = tmp_path / "real.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    model = f"models:/{REGISTERED_MODEL}/{trained_baseline.model_version}"
+    result = runner.invoke(
+        app, ["evaluate", "--model", model, "--data", str(data), "--split", "all", "--tracking-uri", tracking_uri]
+    )
+    assert result.exit_code == 0, result.output
+    assert "stance_e2e_macro_f1" in result.output and "Per origin" in result.output
+    assert "kcna" in result.output and "wire" in result.output and "missed" in result.output

@@ -83,3 +83,33 @@ def test_promotion_only_when_better(trained_baseline, small_dataset, tracking_ur
     assert not rules.promoted
     assert client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION).version == champion
     assert client.get_model_version(REGISTERED_MODEL, rules.model_version).tags["family"] == "rules"
+
+
+def test_real_news_figures_are_logged_and_choose_the_champion(tmp_path, small_dataset, records):
+    """With a real-news folder, training logs realnews_* and a selection score that averages
+    team dev and real dev; without one, the selection score is the team-dev figure."""
+    import json
+
+    folder = tmp_path / "realnews"
+    folder.mkdir()
+    (folder / "dev.jsonl").write_text(
+        "".join(json.dumps({**r, "origin": "wire"}) + "\n" for r in records), encoding="utf-8"
+    )
+    uri = f"sqlite:///{tmp_path / 'rn.db'}"
+    with_real = train_rules(build(RulesRecipe, {"data": str(small_dataset), "realnews": str(folder)}), uri, True)
+    m = with_real.metrics
+    assert m["selection_score"] == pytest.approx((m["dev_combined_f1"] + m["realnews_combined_f1"]) / 2)
+    logged = MlflowClient(uri).get_run(with_real.run_id).data.metrics
+    assert logged["realnews_topic_micro_f1"] == pytest.approx(m["realnews_topic_micro_f1"])
+    assert logged["selection_score"] == pytest.approx(m["selection_score"])
+    without = train_rules(build(RulesRecipe, {"data": str(small_dataset), "realnews": None}), uri, False)
+    assert without.metrics["selection_score"] == without.metrics["dev_combined_f1"]
+    assert not any(k.startswith("realnews_") for k in without.metrics)
+
+
+def test_bench_realnews_skips_without_the_folder(tmp_path, capsys):
+    from bench.realnews import main
+
+    assert main(["--realnews", str(tmp_path / "absent")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "skipped" in out[0]

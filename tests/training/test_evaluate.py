@@ -71,3 +71,43 @@ def test_thresholds_maximise_dev_f1():
     scores = np.array([[0.3], [0.35], [0.2], [0.1]])
     (threshold,) = tune_thresholds(gold, scores)
     assert 0.2 < threshold <= 0.3
+
+
+def test_end_to_end_stance_macro_f1_counts_a_missed_topic_as_wrong():
+    # Same predictions as test_metrics_by_hand: the opcon pair (gold neutral) has the right
+    # stance but its topic was missed, so end to end neutral has no true positive.
+    scores = np.array([[0.9, 0.1, 0.1, 0.1], [0.1, 0.8, 0.2, 0.1], [0.1, 0.1, 0.1, 0.7], [0.6, 0.1, 0.1, 0.1]])
+    stance = _onehot([[0, 2, 2, 2], [2, 1, 2, 2], [2, 2, 2, 2], [0, 2, 2, 2]])
+    m = evaluate(_records(), scores, stance, [0.5] * 4, SCHEMA, with_artifacts=False).metrics
+    # favor: 1 TP, 1 FP (pair 4) -> 2/3; against: 1 TP, 1 FN -> 2/3; neutral: 0 TP -> 0.
+    assert m["stance_e2e_macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0.0) / 3)
+    assert m["stance_e2e_macro_f1"] < m["stance_macro_f1"]
+
+
+def test_alt_stance_counts_as_right_and_only_for_its_pair():
+    records = _records()
+    records[3] = {**records[3], "alt": {"cost_sharing": "favor"}}  # two-sided: favor is acceptable
+    records[0] = {**records[0], "alt": {"opcon": "against"}}  # no gold opcon pair: ignored
+    scores = np.array([SCHEMA.encode_topics(r["topics"]) for r in records], dtype=float)
+    stance = _onehot([[0, 2, 2, 2], [2, 1, 2, 2], [2, 2, 2, 2], [0, 2, 2, 2]])  # pair 4 says favor
+    with_alt = evaluate(records, scores, stance, [0.5] * 4, SCHEMA, with_artifacts=False).metrics
+    without = evaluate(_records(), scores, stance, [0.5] * 4, SCHEMA, with_artifacts=False).metrics
+    assert with_alt["stance_macro_f1"] == 1.0 and with_alt["stance_e2e_macro_f1"] == 1.0
+    assert without["stance_macro_f1"] < 1.0
+
+
+def test_e2e_confusion_and_groups():
+    from training.evaluate import Gold, e2e_stance_confusion, evaluate_groups
+
+    records = [{**r, "origin": "wire" if i < 2 else "state"} for i, r in enumerate(_records())]
+    scores = np.array([[0.9, 0.1, 0.1, 0.1], [0.1, 0.8, 0.2, 0.1], [0.1, 0.1, 0.1, 0.7], [0.6, 0.1, 0.1, 0.1]])
+    stance = _onehot([[0, 2, 2, 2], [2, 1, 2, 2], [2, 2, 2, 2], [0, 2, 2, 2]])
+    gold = Gold.from_records(records, SCHEMA)
+    table = e2e_stance_confusion(gold.stances, stance.argmax(-1), (scores >= 0.5).astype(int), SCHEMA)
+    assert list(table.columns) == ["favor", "against", "neutral", "missed"]
+    assert table.loc["neutral", "missed"] == 1 and table.loc["against", "favor"] == 1
+    assert table.to_numpy().sum() == 4
+    groups = evaluate_groups(records, scores, stance, [0.5] * 4, SCHEMA)
+    assert set(groups) == {"wire", "state"}
+    assert groups["wire"]["n_paragraphs"] == 2 and groups["state"]["n_pairs"] == 1
+    assert evaluate_groups(_records(), scores, stance, [0.5] * 4, SCHEMA) == {}
