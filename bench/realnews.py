@@ -32,7 +32,7 @@ def newest_versions(client) -> dict[str, tuple[str, str]]:
     try:
         champion = client.get_model_version_by_alias("allystance", "champion")
         out["champion"] = (f"models:/allystance/{champion.version}", champion.run_id)
-    except Exception:  # noqa: BLE001 - no champion yet is fine
+    except Exception:  # no champion yet is fine
         pass
     newest: dict[str, object] = {}
     for v in versions:
@@ -95,8 +95,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         stream_rows.append(
-            (label, f"{stream['stream_topic_share']:.1%}")
-            + tuple(f"{stream[f'stream_{t}_share']:.1%}" for t in predictor.schema.topic_ids)
+            (
+                label,
+                f"{stream['stream_topic_share']:.1%}",
+                *(f"{stream[f'stream_{t}_share']:.1%}" for t in predictor.schema.topic_ids),
+            )
         )
         topic_ids = predictor.schema.topic_ids
     print_tables(
