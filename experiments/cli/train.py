@@ -33,7 +33,16 @@ def report(result: TrainResult, seconds: float, console: Console | None = None) 
 
     console = console or Console()
     rows = [(name, value) for name, value in headline(result.metrics, "test_")]
-    print_tables([Table("Test split", ("metric", "value"), tuple(rows))], console)
+    tables = [Table("Test split", ("metric", "value"), tuple(rows))]
+    if "realnews_topic_micro_f1" in result.metrics:  # scored when ../shared/realnews is present
+        real = [
+            (name, f"{result.metrics[f'realnews_{name}']:.3f}")
+            for name in ("topic_micro_f1", "stance_e2e_macro_f1", "combined_f1")
+            if f"realnews_{name}" in result.metrics
+        ]
+        real.append(("selection_score", f"{result.metrics['selection_score']:.3f}"))
+        tables.append(Table("Real-news dev", ("metric", "value"), tuple(real)))
+    print_tables(tables, console)
     promoted = "promoted to champion" if result.promoted else "not promoted"
     if result.previous_champion is not None:
         promoted += f" (previous champion: {result.previous_champion:.3f})"
