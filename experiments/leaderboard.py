@@ -35,6 +35,12 @@ SHORT_NAMES = {
     "stance_e2e_accuracy": "e2e acc",
     "combined_f1": "combined",
 }
+# Real-news dev figures, logged when ../shared/realnews is present (training.realnews).
+REALNEWS_COLUMNS = {
+    "realnews_topic_micro_f1": "topic µF1",
+    "realnews_stance_e2e_macro_f1": "stance mF1 (end to end)",
+    "selection_score": "selection score",
+}
 
 
 @dataclass
@@ -102,6 +108,8 @@ def rank_runs(runs: Sequence[RunSummary], metric: str = DEFAULT_METRIC, top: int
         for split in ("dev", "test"):
             for name in HEADLINE_METRICS:
                 row[f"{split}_{name}"] = run.metrics.get(f"{split}_{name}")
+        for name in REALNEWS_COLUMNS:
+            row[name] = run.metrics.get(name)
         rows.append(row)
     return Leaderboard(metric, pd.DataFrame(rows), list(ordered))
 
@@ -138,17 +146,23 @@ def tables(board: Leaderboard) -> list[Table]:
     extra = board.metric not in {f"{split}_{n}" for n in names}
     headers = ["#", "run", "family", "time"]
     headers += ([board.metric] if extra else []) + [SHORT_NAMES[n] for n in names]
-    rows, details = [], []
+    rows, details, real_rows = [], [], []
     for _, r in board.frame.iterrows():
         cells = [r["rank"], r["run_id"][:8], r["family"], _duration(r["train_seconds"])]
         if extra:
             cells.append(_fmt(r[board.metric]))
         cells += [_fmt(r[f"{split}_{n}"]) for n in names]
         rows.append(tuple(cells))
+        if pd.notna(r.get("realnews_topic_micro_f1")):
+            real_rows.append((r["rank"], r["run_id"][:8], r["family"], *(_fmt(r[n]) for n in REALNEWS_COLUMNS)))
         details.append((r["rank"], r["run_id"][:8], r["dataset"][:12] or "-", r["params"] or "-"))
     title = f"Runs by {board.metric}, best first ({split} metrics; µF1 micro, mF1 macro)"
     headers_details = ("#", "run", "dataset digest", "parameters that differ within the family")
-    return [Table(title, tuple(headers), tuple(rows)), Table("Runs in detail", headers_details, tuple(details))]
+    out = [Table(title, tuple(headers), tuple(rows)), Table("Runs in detail", headers_details, tuple(details))]
+    if real_rows:  # runs scored on ../shared/realnews (training.realnews)
+        headers_real = ("#", "run", "family", *REALNEWS_COLUMNS.values())
+        out.append(Table("Real-news dev (runs that were scored on it)", headers_real, tuple(real_rows)))
+    return out
 
 
 def _label(run: RunSummary, rank: int, params: str) -> str:

@@ -39,7 +39,6 @@ HEADLINE_METRICS = (
     "stance_macro_f1",
     "stance_f_avg",
     "stance_e2e_accuracy",
-    "stance_e2e_macro_f1",
     "combined_f1",
 )
 

@@ -112,7 +112,7 @@ def evaluate_command(
     overall = [
         (k, f"{v:.0f}" if k.startswith("n_") else f"{v:.3f}")
         for k, v in metrics.items()
-        if not k.startswith(("topic_", "stance_")) or k in HEADLINE_METRICS
+        if not k.startswith(("topic_", "stance_")) or k in HEADLINE_METRICS or k == "stance_e2e_macro_f1"
     ]
     tables = [
         Table(f"Per topic ({split})", ("topic", "precision", "recall", "F1", "stance macro-F1"), tuple(per_topic)),

@@ -33,6 +33,8 @@ def report(result: TrainResult, seconds: float, console: Console | None = None) 
 
     console = console or Console()
     rows = [(name, value) for name, value in headline(result.metrics, "test_")]
+    if "test_stance_e2e_macro_f1" in result.metrics:
+        rows.append(("stance_e2e_macro_f1", f"{result.metrics['test_stance_e2e_macro_f1']:.3f}"))
     tables = [Table("Test split", ("metric", "value"), tuple(rows))]
     if "realnews_topic_micro_f1" in result.metrics:  # scored when ../shared/realnews is present
         real = [

@@ -123,3 +123,17 @@ def test_key_params_show_what_differs_within_a_family_and_what_the_search_chose(
     assert list(board.frame["run_id"]) == ["b", "a", "c"]  # a run without the metric goes last
     with pytest.raises(RunsError, match="no run has the metric"):
         rank_runs(runs, "test_combined_f1")
+
+
+def test_real_news_columns_appear_when_runs_have_them():
+    from experiments.leaderboard import tables
+
+    plain = [_run("a", "baseline", {}, 0.7, 1), _run("b", "baseline", {}, 0.8, 2)]
+    assert len(tables(rank_runs(plain, "dev_combined_f1"))) == 2
+    metrics = {"dev_combined_f1": 0.75, "realnews_topic_micro_f1": 0.81, "selection_score": 0.78}
+    real = RunSummary("r", "r", "blend", "FINISHED", {}, metrics, {}, 3, 4)
+    table = tables(rank_runs([*plain, real], "dev_combined_f1"))[-1]
+    assert table.title.startswith("Real-news dev")
+    assert [row[1] for row in table.rows] == ["r"]  # only the run scored on real news
+    assert dict(zip(table.headers, table.rows[0], strict=True))["topic µF1"] == "0.810"
+    assert dict(zip(table.headers, table.rows[0], strict=True))["stance mF1 (end to end)"] == "-"
