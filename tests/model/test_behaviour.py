@@ -17,6 +17,11 @@ pytestmark = pytest.mark.slow
 BASELINE_KNOWN_FAILURES = {
     # "insisted ... must sharply increase" has no n-gram the baseline ties to favor.
     "demand-sma",
+    # Measured on dataset v2: the plain US demand sits at the favor/against boundary for the
+    # recipe's defaults (favor 0.57 with "James DeHart", 0.43 with "Robert Miller", 0.42 with
+    # "The negotiator"), so a name's character n-grams tip it; v2's many refusals that repeat
+    # "pay far more" pull it towards against.
+    "cost-envoy-name",
 }
 
 # Invariance: who is speaking and when does not change what a paragraph is about or its stance.
