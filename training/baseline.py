@@ -141,16 +141,7 @@ def train_baseline(
         mlflow.log_dict({"thresholds": dict(zip(schema.topic_ids, thresholds, strict=True))}, "thresholds.json")
         predictor = Predictor(model, make_meta(recipe.family, schema, thresholds), schema)
         progress("evaluating and logging the model")
-        result = evaluate_and_publish(
-            predictor,
-            splits,
-            schema,
-            recipe.family,
-            promote,
-            recipe.promote_metric,
-            run.info.run_id,
-            realnews=recipe.realnews,
-        )
+        result = evaluate_and_publish(predictor, splits, schema, recipe, promote, run.info.run_id)
         result.chosen = chosen
         return result
 
@@ -164,13 +155,4 @@ def train_rules(
     with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
         model = KeywordRules(schema.topic_ids, len(schema.stance_values), schema.encode_stance("neutral"))
         predictor = Predictor(model, make_meta(recipe.family, schema, [0.5] * len(schema.topics)), schema)
-        return evaluate_and_publish(
-            predictor,
-            splits,
-            schema,
-            recipe.family,
-            promote,
-            recipe.promote_metric,
-            run.info.run_id,
-            realnews=recipe.realnews,
-        )
+        return evaluate_and_publish(predictor, splits, schema, recipe, promote, run.info.run_id)

@@ -135,15 +135,6 @@ def train_blend(
         meta = make_meta(recipe.family, schema, thresholds, weights=WEIGHTS, members=list(recipe.members))
         progress("evaluating and logging the blend")
         predictor = Predictor(model, meta, schema)
-        result = evaluate_and_publish(
-            predictor,
-            splits,
-            schema,
-            recipe.family,
-            promote,
-            recipe.promote_metric,
-            run.info.run_id,
-            realnews=recipe.realnews,
-        )
+        result = evaluate_and_publish(predictor, splits, schema, recipe, promote, run.info.run_id)
         result.chosen = chosen
         return result

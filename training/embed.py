@@ -64,15 +64,6 @@ def train_embed(
         model = EmbedTopicStance(embedder, topic_heads, stance_heads, len(schema.stance_values))
         meta = make_meta(recipe.family, schema, thresholds, weights=WEIGHTS, base_model=recipe.base_model)
         progress("evaluating and logging the model")
-        result = evaluate_and_publish(
-            Predictor(model, meta, schema),
-            splits,
-            schema,
-            recipe.family,
-            promote,
-            recipe.promote_metric,
-            run.info.run_id,
-            realnews=recipe.realnews,
-        )
+        result = evaluate_and_publish(Predictor(model, meta, schema), splits, schema, recipe, promote, run.info.run_id)
         result.chosen = chosen
         return result

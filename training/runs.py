@@ -98,14 +98,14 @@ def evaluate_and_publish(
     predictor: Predictor,
     splits: Splits,
     schema: LabelSchema,
-    family: str,
+    recipe: Any,
     promote: bool,
-    promote_metric: str,
     run_id: str,
-    realnews: str | Path | None = None,
 ) -> TrainResult:
     """Inside an active run: evaluate on dev and test (and on the real-news dev set when the
-    ``realnews`` folder is there), log, save and register the model."""
+    recipe's ``realnews`` folder is there), log, save and register the model, and promote it
+    by the recipe's ``promote_metric`` when asked."""
+    family, promote_metric, realnews = recipe.family, recipe.promote_metric, recipe.realnews
     metrics: dict[str, float] = {}
     for name, records in (("dev", splits.dev), ("test", splits.test)):
         if not records:

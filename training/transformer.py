@@ -305,16 +305,7 @@ def train_transformer(
             max_length=recipe.max_length,
         )
         predictor = Predictor(chosen.model, meta, schema)
-        result = evaluate_and_publish(
-            predictor,
-            splits,
-            schema,
-            recipe.family,
-            promote,
-            recipe.promote_metric,
-            run.info.run_id,
-            realnews=recipe.realnews,
-        )
+        result = evaluate_and_publish(predictor, splits, schema, recipe, promote, run.info.run_id)
         result.chosen = {"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch}
         result.candidates = {o.design: {**o.dev_metrics, "train_seconds": o.seconds} for o in outcomes}
         return result
