@@ -10,6 +10,7 @@ REASONS: tuple[str, ...] = (
     "heading",  # subheadings, including question-style ones
     "dateline",  # a dateline or a date/time stamp alone on a line
     "byline",  # bylines, "reporting by", "contributed to this report"
+    "wire_code",  # a wire's version marks and editor notes: "(LEAD)", "(2nd LD)", "(ATTN: ...)", "(END)"
     "caption",  # photo captions and credits
     "repeated",  # a line or block already seen in the same article
     "widget",  # share/subscribe/comment/newsletter/ad/cookie text

@@ -24,6 +24,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from inference.ingest import wire
 from inference.ingest.language import is_english
 from inference.ingest.records import Article, DroppedBlock, Paragraph, SegmentedArticle
 
@@ -286,7 +287,7 @@ class _Segmenter:
     dropped: list[DroppedBlock] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.title = self.article.title
+        self.title = wire.strip_marks(self.article.title) if self.article.title else None
         self.title_key = _key(self.title) if self.title else None
 
     def run(self) -> SegmentedArticle:
@@ -357,6 +358,18 @@ class _Segmenter:
         if i < j:
             start, end = lines[i][0], lines[j - 1][1]
             single = j - i == 1
+            if text[start] == "(" and wire.is_codes_only(text[start:end]):
+                self._drop(start, end, "wire_code")
+                i = j
+        if i < j:
+            if (end_mark := wire.split_end(text, start, end)) is not None:
+                trailing.append((*end_mark, "wire_code"))
+                end = _strip_span(text, start, end_mark[0])[1]
+            for s, e, part in wire.split_lead(text, start, end, top=not self.units):
+                self._drop(s, e, self._headline_reason(flatten(text[s:e])) if part == "headline" else part)
+                start = _strip_span(text, e, end)[0]
+                single = "\n" not in text[start:end]
+        if i < j and start < end:
             if single and (glued := _GLUED_CAPTION.match(text, start, end)):
                 rest_start, _ = _strip_span(text, glued.end(), end)
                 rest = text[rest_start:end]
@@ -372,6 +385,13 @@ class _Segmenter:
                 self.last_kept = True
         for s, e, reason in reversed(trailing):
             self._drop(s, e, reason)
+
+    def _headline_reason(self, flat: str) -> str:
+        """The reason for a headline cut from the front of a wire lead: title, repeated or heading."""
+        key = _key(flat)
+        reason = self._title_or_repeat(key) or self._heading_or_title(flat, key)
+        self.seen.add(key)
+        return reason
 
     def _title_or_repeat(self, key: str) -> str | None:
         """``title`` for the first block equal to the headline, ``repeated`` for any later
@@ -403,7 +423,7 @@ class _Segmenter:
 
     def _heading_or_title(self, flat: str, key: str) -> str:
         if self.title is None and not self.units and not self.related:
-            self.title = flat.lstrip("#").strip()
+            self.title = wire.strip_marks(flat.lstrip("#").strip())
             self.title_key, self.title_taken = key, True
             return "title"
         return "heading"

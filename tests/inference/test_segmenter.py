@@ -190,6 +190,38 @@ EXPECTED = {
             ("widget", "Print | Email this article | Font size A+ A-"),
         ],
     ),
+    "wire_flattened.txt": (
+        "Allies push back spring drills by two weeks",
+        [
+            "SEOUL, March 2 (Yonhap) -- South Korea and the United States will push back the start of their spring exercise by two weeks, the Joint Chiefs of Staff said Saturday, citing the need for more time to prepare.",
+            "The drills, which had been due to begin on March 9, will now start on March 23 and run for eleven days, the JCS said.",
+            '"The decision reflects the schedule of the troops involved and nothing else," a defence ministry spokesperson told a briefing.',
+            "North Korea has condemned the exercise as a rehearsal for invasion.",
+        ],
+        [
+            ("wire_code", "(LEAD)"),
+            ("title", "Allies push back spring drills by two weeks"),
+            ("wire_code", "(ATTN: ADDS defence ministry comments in paras 4-5)"),
+            ("byline", "By Park Ye-rin"),
+            ("wire_code", "(END)"),
+        ],
+    ),
+    "wire_versions.txt": (
+        "N. Korea fires ballistic missile into East Sea",
+        [
+            "SEOUL, Dec. 28 (Yonhap) -- North Korea fired a ballistic missile into the East Sea on Thursday, South Korea's Joint Chiefs of Staff said, days after the allies wrapped up a combined air drill.",
+            "The missile flew about 600 kilometers before falling outside Japan's exclusive economic zone, the JCS said in a text message to reporters.",
+            "Tokyo lodged a protest through diplomatic channels in Beijing.",
+        ],
+        [
+            ("title", "N. Korea fires ballistic missile into East Sea"),
+            ("wire_code", "(2nd LD)"),
+            ("repeated", "N. Korea fires ballistic missile into East Sea"),
+            ("wire_code", "(ATTN: UPDATES with flight details in paras 2-3; ADDS Japan'"),
+            ("byline", "By Kim Soo-yeon and Lee Ha-eun"),
+            ("wire_code", "(END)"),
+        ],
+    ),
 }
 
 
