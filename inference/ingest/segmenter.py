@@ -109,6 +109,13 @@ _WIDGET = re.compile(
     r"|\b(?i:(?:sign\s+up|subscribe)\s+(?:now|free|today|here))\b"
     rf"|\b(?i:(?:{_SHARE_TARGETS})\s*[|·•/]\s*(?:{_SHARE_TARGETS}))\b"
     r"|\b(?i:comments\s*\(\d+\)|\d+\s+min(?:ute)?s?\s+read|reading\s+time)\b"
+    r"|\b(?i:no\s+comments?\s+yet|be\s+the\s+first\s+to\s+(?:comment|reply|respond|react))\b"
+)
+# A call to action: an imperative addressed to the reader ("Try our AI features", "Explore what
+# ... can do for you"), which a news paragraph, short of a quotation, does not open with.
+_CALL_TO_ACTION = re.compile(
+    r"^(?i:try|explore|discover|download|install|join|follow|subscribe|sign\s+up|listen|watch|get|unlock|upgrade)\s"
+    r"(?=.{0,120}?\b(?i:you|your|our|us)\b)"
 )
 _NAV_SEP = re.compile(r"\s(?:>|›|»|\||·|▸|•)\s|\s*(?:›|»|▸)\s*")
 _BRACKET_MENU = re.compile(r"^(?:\[[^\]]{1,30}\]\s*){2,}$")
@@ -224,7 +231,7 @@ def furniture_reason(flat: str, n_words: int) -> str | None:
         return "caption"
     if n_words <= 40 and _COPYRIGHT.search(flat):
         return "copyright"
-    if n_words <= 35 and _WIDGET.search(flat):
+    if n_words <= 35 and (_WIDGET.search(flat) or _CALL_TO_ACTION.match(flat)):
         return "widget"
     if _is_link_list(flat, n_words):
         return "links"

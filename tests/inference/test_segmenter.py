@@ -190,6 +190,19 @@ EXPECTED = {
             ("widget", "Print | Email this article | Font size A+ A-"),
         ],
     ),
+    "site_widgets.txt": (
+        "Allies open talks on next cost-sharing deal",
+        [
+            "WASHINGTON -- Negotiators from South Korea and the United States opened talks on Tuesday on how much Seoul should pay next year toward the upkeep of American troops on the peninsula, the foreign ministry said.",
+            "The American delegation asked for a sharp increase, while Korean officials said any rise had to reflect inflation and the cost of the new bases Seoul had already paid for.",
+            "The next round is planned for Seoul in late May.",
+        ],
+        [
+            ("title", "Allies open talks on next cost-sharing deal"),
+            ("widget", "Try our AI features Explore what Courier AI can do for you: "),
+            ("widget", "Comments No comments yet. Be the first to tell us what you t"),
+        ],
+    ),
     "wire_flattened.txt": (
         "Allies push back spring drills by two weeks",
         [
@@ -293,3 +306,29 @@ def test_hard_wrapped_paragraph_is_one_paragraph():
     assert [p.text for p in result.paragraphs] == [
         "The ministry said on Tuesday that the drills would go ahead as planned, officials said."
     ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Comments / No comments yet",
+        "Try our AI features / Explore what Courier AI can do for you",
+        "Download our app and get the news that matters to you, every morning and every evening, for free",
+    ],
+)
+def test_site_widget_lines_are_widgets_wherever_they_are(line):
+    story = "The ministry said on Tuesday that the drills would go ahead as planned, officials said."
+    result = segment_text(f"{story}\n\n{line}\n\n{story.replace('Tuesday', 'Monday')}")
+    assert [(d.reason, d.text) for d in result.dropped] == [("widget", line)]
+
+
+@pytest.mark.parametrize(
+    "paragraph",
+    [
+        '"Try to understand our position," the minister told his American counterpart at the start of the talks.',
+        "Follow-up talks between the two militaries will be held in Seoul next month, the ministry told us.",
+        "Watch officers on both sides of the border reported no unusual movements overnight, the JCS said.",
+    ],
+)
+def test_story_paragraphs_that_open_like_a_call_to_action_are_kept(paragraph):
+    assert [p.text for p in segment_text(paragraph).paragraphs] == [paragraph]
