@@ -134,6 +134,9 @@ _DATE_TOKEN = re.compile(
     r"|\b(?:posted|updated|published|last\s+updated|modified|date)\b\s*:?",
     re.IGNORECASE,
 )
+_TOKEN = re.compile(r"\S+")
+_STAMP_PIECE = re.compile(r"\d[\d,.:/-]*|[|·•/:-]|(?i:KST|GMT|UTC|[ap]\.?m\.?)")
+_FULL_DATE = re.compile(r"\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}:\d{2}")
 _SPEAKER = re.compile(r"^[A-Z][\w.()' -]{0,40}:\s")
 _ATTRIBUTION = re.compile(
     r"\b(?:said|says|told|added|asked|wrote|noted|stated|explained|warned|insisted|argued|continued|recalled)\b"
@@ -203,6 +206,41 @@ def _is_link_list(flat: str, n_words: int) -> bool:
         rest = _MD_LINK.sub(" ", flat)
         return len(re.findall(r"\w+", rest)) <= 3
     return bool(_BULLET.match(flat)) and n_words <= 25 and flat[-1] not in _TERMINAL
+
+
+def _stamp_tail(text: str, start: int, end: int, max_words: int) -> tuple[int, str] | None:
+    """Where a view counter or a timestamp glued to the end of a headline starts, and its reason.
+
+    A reposting site prints "Allies delay drills Views 2,418 2024.03.05 10:22" on one line:
+    walking back from the end over numbers, separators and at most two labels that stand
+    before a number ("Views", "조회수"), the tail must hold a full date or a time and two
+    numbers, and what is left must be a headline (at most ``max_words`` words, no final stop).
+    """
+    tokens = list(_TOKEN.finditer(text, start, end))
+    i, labels, numbers, dated = len(tokens), 0, 0, False
+    while i > 0:
+        tok = tokens[i - 1].group()
+        if _STAMP_PIECE.fullmatch(tok):
+            numbers += tok[0].isdigit()
+            dated = dated or _FULL_DATE.search(tok) is not None
+        elif (
+            labels < 2
+            and i < len(tokens)
+            and tokens[i].group()[0].isdigit()
+            and len(tok) <= 12
+            and (tok[0].isupper() or not tok.isascii() or tok.endswith(":"))
+            and not any(ch.isdigit() for ch in tok)
+        ):
+            labels += 1
+        else:
+            break
+        i -= 1
+    if not dated or numbers < 2 or i < 3 or i > max_words:
+        return None
+    head_end = tokens[i - 1].end()
+    if text[head_end - 1] in _TERMINAL:
+        return None
+    return tokens[i].start(), "widget" if labels else "dateline"
 
 
 def _is_dateline(flat: str, n_words: int) -> bool:
@@ -345,7 +383,7 @@ class _Segmenter:
         if reason:
             return reason
         reason = furniture_reason(line, len(line.split()))
-        if reason is None and not is_english(line, 10**9):  # script check only: lines are short
+        if reason is None and not is_english(line, self.settings.language_min_words, self.settings.language_confidence):
             reason = "non_english"
         if reason:
             self.seen.add(key)
@@ -377,6 +415,9 @@ class _Segmenter:
                 start = _strip_span(text, e, end)[0]
                 single = "\n" not in text[start:end]
         if i < j and start < end:
+            if single and not self.units and (stamp := _stamp_tail(text, start, end, self.settings.heading_max_words)):
+                trailing.append((stamp[0], end, stamp[1]))
+                end = _strip_span(text, start, stamp[0])[1]
             if single and (glued := _GLUED_CAPTION.match(text, start, end)):
                 rest_start, _ = _strip_span(text, glued.end(), end)
                 rest = text[rest_start:end]

@@ -122,6 +122,20 @@ EXPECTED = {
             ("repeated", "Seoul and Washington fail to close cost-sharing gap"),
         ],
     ),
+    "mirrored_page.txt": (
+        "Allies agree to delay spring drills by two weeks",
+        [
+            "SEOUL -- South Korea and the United States agreed on Tuesday to delay their spring exercise by two weeks to give diplomacy with the North more time, the defence ministry said.",
+            "The ministry said the drills would still be held at full scale and that the delay had nothing to do with pressure from Pyongyang.",
+        ],
+        [
+            ("title", "Allies agree to delay spring drills by two weeks"),
+            ("widget", "Views 2,418 2024.03.05 10:22"),
+            ("non_english", "Todos los derechos reservados. Prohibida su reproducción tot"),
+            ("non_english", "이 기사의 주소를 복사했습니다. 원문 보기를 누르면 기사 원문으로 이동합니다."),
+            ("non_english", "Copie o endereço desta notícia para compartilhar com seus am"),
+        ],
+    ),
     "page.html": (
         "Unification minister offers talks",
         [
@@ -332,3 +346,28 @@ def test_site_widget_lines_are_widgets_wherever_they_are(line):
 )
 def test_story_paragraphs_that_open_like_a_call_to_action_are_kept(paragraph):
     assert [p.text for p in segment_text(paragraph).paragraphs] == [paragraph]
+
+
+@pytest.mark.parametrize(
+    ("first_line", "title", "dropped"),
+    [
+        (
+            "Allies delay drills | 조회수 1,234 | 2024.03.05 10:22",
+            "Allies delay drills",
+            ("widget", "| 조회수 1,234 | 2024.03.05 10:22"),
+        ),
+        ("Allies delay drills 2024-03-05 10:22 KST", "Allies delay drills", ("dateline", "2024-03-05 10:22 KST")),
+        # a sentence with a time and a date in it is not a headline with a stamp glued on
+        (
+            "The ministry said in a statement released at 10:22 on 2024.03.05 that the drills would go ahead.",
+            None,
+            None,
+        ),
+    ],
+)
+def test_a_stamp_glued_to_the_headline_is_cut_off(first_line, title, dropped):
+    story = "The ministry said on Tuesday that the drills would go ahead as planned, officials said."
+    result = segment_text(f"{first_line}\n\n{story}")
+    assert result.title == title
+    assert [(d.reason, d.text) for d in result.dropped if d.reason != "title"] == ([dropped] if dropped else [])
+    assert result.paragraphs[-1].text == story
