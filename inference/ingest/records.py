@@ -19,7 +19,9 @@ REASONS: tuple[str, ...] = (
     "url_email",  # lines that are mostly URLs or e-mail addresses
     "copyright",  # copyright and reproduction notices
     "about",  # "About us" blurbs, author notes, disclaimers, translation notes
+    "publisher_blurb",  # a publisher's description of itself at the end of the page
     "non_english",  # text not in English
+    "teaser_list",  # a run of headlines of other stories at the end of the page
     "related",  # everything from a "Related articles"-style marker on
 )
 

@@ -117,6 +117,19 @@ _CALL_TO_ACTION = re.compile(
     r"^(?i:try|explore|discover|download|install|join|follow|subscribe|sign\s+up|listen|watch|get|unlock|upgrade)\s"
     r"(?=.{0,120}?\b(?i:you|your|our|us)\b)"
 )
+_MEDIA_NOUN = (
+    r"(?:(?:news)?paper|daily|weekly|magazine|journal|broadcaster|publication|publisher|outlet|wire\s+service"
+    r"|(?:news|media)\s+(?:site|website|portal|platform|company|group|organi[sz]ation|outlet|service|agency))"
+)
+_PUBLISHER_SELF = re.compile(
+    r"^(?P<name>(?:The\s+)?(?:[A-Z0-9][\w&'’.-]*\s+){1,6}?)(?:is|has\s+been)\s+(?:an?|the|one\s+of)\s+"
+    rf"(?:[\w'’-]+\s+){{0,6}}?{_MEDIA_NOUN}s?\b"
+)
+_SELF_DESCRIPTION = re.compile(
+    r"\b(?i:based\s+in|headquartered\s+in|founded\s+in|launched\s+in|dedicated\s+to|brings\s+you|for\s+readers)\b"
+)
+_LOGO = re.compile(r"\b(?i:logo)\b")
+_TEASER_RUN = 3  # teaser lines in a row at the end of the page, from which they are a list
 _NAV_SEP = re.compile(r"\s(?:>|›|»|\||·|▸|•)\s|\s*(?:›|»|▸)\s*")
 _BRACKET_MENU = re.compile(r"^(?:\[[^\]]{1,30}\]\s*){2,}$")
 _TAGS = re.compile(r"^(?i:tags?|topics|filed\s+under|categories)\s*:")
@@ -135,7 +148,7 @@ _DATE_TOKEN = re.compile(
     re.IGNORECASE,
 )
 _TOKEN = re.compile(r"\S+")
-_STAMP_PIECE = re.compile(r"\d[\d,.:/-]*|[|·•/:-]|(?i:KST|GMT|UTC|[ap]\.?m\.?)")
+_STAMP_PIECE = re.compile(r"\d[\d,.:/-]*|[|·•/:—–-]|(?i:KST|GMT|UTC|[ap]\.?m\.?)")
 _FULL_DATE = re.compile(r"\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}:\d{2}")
 _SPEAKER = re.compile(r"^[A-Z][\w.()' -]{0,40}:\s")
 _ATTRIBUTION = re.compile(
@@ -229,7 +242,7 @@ def _stamp_tail(text: str, start: int, end: int, max_words: int) -> tuple[int, s
             and tokens[i].group()[0].isdigit()
             and len(tok) <= 12
             and (tok[0].isupper() or not tok.isascii() or tok.endswith(":"))
-            and not any(ch.isdigit() for ch in tok)
+            and tok.rstrip(":").isalpha()
         ):
             labels += 1
         else:
@@ -284,6 +297,34 @@ def furniture_reason(flat: str, n_words: int) -> str | None:
     return None
 
 
+def _is_publisher_blurb(flat: str, source: str | None) -> bool:
+    """A publisher describing itself ("X is a daily online newspaper based in Seoul; it covers ..."):
+    a name, "is a ... newspaper", and one more sign: words a blurb uses, widgets or a logo glued
+    on, or the name of the article's own site."""
+    if len(flat) > 900 or not (match := _PUBLISHER_SELF.match(flat)):
+        return False
+    name = match.group("name").strip()
+    return bool(
+        _SELF_DESCRIPTION.search(flat)
+        or _WIDGET.search(flat)
+        or _LOGO.search(flat)
+        or (source and _key(source).removeprefix("the ") == _key(name).removeprefix("the "))
+    )
+
+
+def _is_teaser_line(text: str, start: int, end: int) -> bool:
+    """A headline of another story: 3-30 words, capitalised, one sentence without a final stop."""
+    line = text[start:end]
+    n_words = len(line.split())
+    return (
+        3 <= n_words <= 30
+        and (line[0].isupper() or line[0].isdigit())
+        and line[-1] not in _TERMINAL
+        and line[-1] not in ",;:-–—"
+        and len(_sentences(text, start, end)) == 1
+    )
+
+
 def _is_heading(flat: str, n_words: int, max_words: int) -> bool:
     if n_words > max_words:
         return False
@@ -330,6 +371,7 @@ class _Segmenter:
     seen: set[str] = field(default_factory=set)
     units: list[_Unit] = field(default_factory=list)
     dropped: list[DroppedBlock] = field(default_factory=list)
+    furniture: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.title = wire.strip_marks(self.article.title) if self.article.title else None
@@ -338,14 +380,25 @@ class _Segmenter:
     def run(self) -> SegmentedArticle:
         text = self.article.text
         keep_related = self.settings.keep_related
-        for bs, be in _pieces(text, 0, len(text), _BLANK_LINES):
+        blocks = [(bs, be, _pieces(text, bs, be, _NEWLINE)) for bs, be in _pieces(text, 0, len(text), _BLANK_LINES)]
+        markers = (
+            (k, i)
+            for k, (_, _, lines) in enumerate(blocks)
+            for i, (s, e) in enumerate(lines)
+            if _RELATED.match(text[s:e])
+        )
+        first_marker = next(markers, None)
+        page_end = {}
+        if first_marker is None or first_marker[1] == 0:
+            page_end = self._page_end(blocks[: first_marker[0]] if first_marker else blocks)
+        for k, (bs, be, lines) in enumerate(blocks):
             if self.related and not keep_related:
                 self._drop(bs, be, "related")
                 continue
-            lines = _pieces(text, bs, be, _NEWLINE)
-            marker = (
-                None if self.related else next((i for i, (s, e) in enumerate(lines) if _RELATED.match(text[s:e])), None)
-            )
+            if k in page_end:
+                self._drop(bs, be, page_end[k])
+                continue
+            marker = first_marker[1] if first_marker and first_marker[0] == k else None
             if marker is None:
                 self._block(lines)
                 continue
@@ -367,6 +420,56 @@ class _Segmenter:
         self.dropped.sort(key=lambda d: d.start)
         return SegmentedArticle(self.article, self.title, tuple(paragraphs), tuple(self.dropped))
 
+    def _page_end(self, blocks: list[tuple[int, int, list[tuple[int, int]]]]) -> dict[int, str]:
+        """Reasons for blocks that only their place at the end of the page gives away.
+
+        Walking back from the last block (before any "Related articles" marker), over page
+        furniture, until the first story paragraph: a publisher's description of itself is a
+        ``publisher_blurb``; blocks of teaser-like lines (headlines of other stories) are a
+        ``teaser_list`` when they hold at least three such lines and a story comes before them.
+        """
+        text = self.article.text
+        settings = self.settings
+        found: dict[int, str] = {}
+        teasers: list[int] = []
+        teaser_lines = 0
+        story_before = False
+        for k in range(len(blocks) - 1, -1, -1):
+            bs, be, lines = blocks[k]
+            flat = flatten(text[bs:be])
+            if _is_publisher_blurb(flat, self.article.source):
+                found[k] = "publisher_blurb"
+                continue
+            if self._furniture(flat) or not is_english(flat, settings.language_min_words, settings.language_confidence):
+                continue
+            n_teasers = self._teaser_lines(lines)
+            if not n_teasers:
+                story_before = True
+                break
+            teasers.append(k)
+            teaser_lines += n_teasers
+        if story_before and teaser_lines >= _TEASER_RUN:
+            found.update(dict.fromkeys(teasers, "teaser_list"))
+        return found
+
+    def _teaser_lines(self, lines: list[tuple[int, int]]) -> int:
+        """How many lines of a block are teaser headlines; 0 unless every other line is furniture."""
+        text = self.article.text
+        teasers = 0
+        for s, e in lines:
+            line = text[s:e]
+            if _is_teaser_line(text, s, e):
+                teasers += 1
+            elif not self._furniture(line):
+                return 0
+        return teasers
+
+    def _furniture(self, flat: str) -> str | None:
+        """``furniture_reason``, remembered: the page-end walk and the blocks ask about the same texts."""
+        if flat not in self.furniture:
+            self.furniture[flat] = furniture_reason(flat, len(flat.split()))
+        return self.furniture[flat]
+
     def _drop(self, start: int, end: int, reason: str) -> None:
         self.dropped.append(DroppedBlock(self.article.article_id, start, end, reason, self.article.text[start:end]))
         self.last_kept = False
@@ -382,7 +485,7 @@ class _Segmenter:
         reason = self._title_or_repeat(key)
         if reason:
             return reason
-        reason = furniture_reason(line, len(line.split()))
+        reason = self._furniture(line)
         if reason is None and not is_english(line, self.settings.language_min_words, self.settings.language_confidence):
             reason = "non_english"
         if reason:
@@ -415,9 +518,15 @@ class _Segmenter:
                 start = _strip_span(text, e, end)[0]
                 single = "\n" not in text[start:end]
         if i < j and start < end:
-            if single and not self.units and (stamp := _stamp_tail(text, start, end, self.settings.heading_max_words)):
+            if (
+                single
+                and not self.units
+                and (stamp := _stamp_tail(text, start, end, self.settings.heading_max_words))
+                and not self._furniture(text[start : (head_end := _strip_span(text, start, stamp[0])[1])])
+            ):
+                # a headline with a stamp glued on; a byline or a menu with one stays whole
                 trailing.append((stamp[0], end, stamp[1]))
-                end = _strip_span(text, start, stamp[0])[1]
+                end = head_end
             if single and (glued := _GLUED_CAPTION.match(text, start, end)):
                 rest_start, _ = _strip_span(text, glued.end(), end)
                 rest = text[rest_start:end]
@@ -457,7 +566,7 @@ class _Segmenter:
             return reason
         self.seen.add(key)
         n_words = len(flat.split())
-        reason = furniture_reason(flat, n_words)
+        reason = self._furniture(flat)
         if reason:
             if reason == "heading":
                 return self._heading_or_title(flat, key)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-_CODE_WORD = r"(?:[A-Z][A-Z0-9]*|\d+(?:st|nd|rd|th))"
+_CODE_WORD = r"(?:[A-Z][A-Z0-9]+|\d+(?:st|nd|rd|th))"  # two capitals at least: "(C)" is a copyright sign
 # "(CNN) -- ..." and "(AP) --" are datelines, not version marks: a mark is not followed by a dash
 _MARK = rf"\({_CODE_WORD}(?:[ -]{_CODE_WORD})*\)(?!\s*(?:--|—|–))"
 _NOTE = r"\([A-Z]{2,}(?:\s[A-Z]{2,})?\s?:[^()]{0,300}(?:\([^()]{0,40}\)[^()]{0,300})*\)"

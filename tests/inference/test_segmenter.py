@@ -110,6 +110,22 @@ EXPECTED = {
             ("non_english", "Le ministère de la Défense a refusé de commenter les détails"),
         ],
     ),
+    "courier_page.html": (
+        "Families of separated Koreans plead for video reunions",
+        [
+            "SEOUL -- Relatives of Koreans separated by the war asked the unification ministry on Monday to press the North for video reunions before the autumn harvest holiday, saying most of the remaining applicants are now in their nineties.",
+            "The ministry said it had sent a proposal through the Red Cross but that Pyongyang had not answered any message from Seoul since the summer.",
+            '"We are running out of time, and a screen is better than nothing," said a man of ninety-one who was born in Kaesong.',
+        ],
+        [
+            ("title", "Families of separated Koreans plead for video reunions"),
+            ("widget", "Try our AI features Explore what Courier AI can do for you: "),
+            ("publisher_blurb", "The Han River Courier is a daily online newspaper based in S"),
+            ("teaser_list", "K-pop star's surprise wedding on a small southern island dra"),
+            ("teaser_list", "Scientists say seeds found in a mountain cave could help far"),
+            ("teaser_list", "Five things to know about the new subway line"),
+        ],
+    ),
     "headline_twice.txt": (
         "Seoul and Washington fail to close cost-sharing gap",
         [
@@ -145,6 +161,21 @@ EXPECTED = {
         ],
         [
             ("title", "Unification minister offers talks"),
+        ],
+    ),
+    "publisher_blurb.txt": (
+        "Seoul to raise defence budget for surveillance satellites",
+        [
+            "SEOUL -- The government will raise next year's defence budget by 4.1 percent, with most of the increase going to reconnaissance satellites and a joint command system, the finance ministry said on Wednesday.",
+            "Officials said the spending was needed before Seoul could take wartime operational control of its troops from the United States, a transfer the two allies have discussed for decades.",
+            # a newspaper described in the story, not at the end of the page, is story
+            "Rodong Sinmun is the official newspaper of the North's ruling Workers' Party, and it covers military matters closely: on Thursday it called the budget a preparation for war and said Pyongyang would respond in kind.",
+            "The budget bill goes to the National Assembly next month.",
+        ],
+        [
+            ("title", "Seoul to raise defence budget for surveillance satellites"),
+            ("byline", "By Jung Da-som"),
+            ("publisher_blurb", "The Han River Courier is a daily online newspaper based in S"),
         ],
     ),
     "question_subheads.txt": (
@@ -186,6 +217,21 @@ EXPECTED = {
             ("related", "Singer apologises to fans after cancelling sold-out concert "),
             ("related", "Ruling party candidate leads in race for Busan mayor, poll s"),
             ("related", "Early frost threatens apple harvest in North Gyeongsang"),
+        ],
+    ),
+    "teaser_list.txt": (
+        "Allies hold first combined drill under new command",
+        [
+            "SEOUL -- South Korean and American troops held their first field exercise under the new combined command structure on Monday, the Joint Chiefs of Staff said.",
+            "About 3,000 troops from both countries took part in the three-day drill near the border city of Paju, officials said.",
+            "North Korea did not immediately respond.",
+        ],
+        [
+            ("title", "Allies hold first combined drill under new command"),
+            ("teaser_list", "K-pop star's surprise wedding on a small southern island dra"),
+            ("teaser_list", "Scientists say seeds found in a mountain cave could help far"),
+            ("teaser_list", "Five things to know about the new subway line"),
+            ("teaser_list", "Weekend weather: rain for the south coast"),
         ],
     ),
     "widgets.txt": (
@@ -371,3 +417,43 @@ def test_a_stamp_glued_to_the_headline_is_cut_off(first_line, title, dropped):
     assert result.title == title
     assert [(d.reason, d.text) for d in result.dropped if d.reason != "title"] == ([dropped] if dropped else [])
     assert result.paragraphs[-1].text == story
+
+
+STORY = (
+    "SEOUL -- South Korean and American troops held their first field exercise under the new command on Monday.",
+    "About 3,000 troops took part in the three-day drill near the border city of Paju, officials said.",
+)
+TEASERS = (
+    "K-pop star's surprise wedding draws thousands of fans to a small southern island",
+    "Scientists say seeds found in a mountain cave could help farmers in a drier climate",
+    "Five things to know about the new subway line",
+)
+
+
+def test_teasers_in_one_block_with_a_timestamp_between_are_a_teaser_list():
+    teasers = f"{TEASERS[0]}\n2 hours ago\n{TEASERS[1]}\nUpdated 2024-03-05 10:22\n{TEASERS[2]}"
+    result = segment_text("\n\n".join([*STORY, teasers]))
+    assert [p.text for p in result.paragraphs] == list(STORY)
+    assert [(d.reason, d.text) for d in result.dropped] == [("teaser_list", teasers)]
+
+
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        [*STORY, *TEASERS[:2]],  # two headline-like lines are not a list
+        [*STORY, *TEASERS, "The drill ends on Wednesday, the ministry said."],  # story comes after them
+        list(TEASERS),  # no story before them: nothing to call them teasers for
+    ],
+)
+def test_headline_like_lines_that_are_not_a_teaser_list(blocks):
+    result = segment_text("\n\n".join(blocks))
+    assert "teaser_list" not in {d.reason for d in result.dropped}
+
+
+def test_a_blurb_is_known_by_the_name_of_the_site_alone_and_only_at_the_end_of_the_page():
+    blurb = "The Han River Courier is an English-language daily newspaper for the whole peninsula."
+    article = Article("a", "\n\n".join([*STORY, blurb]), source="The Han River Courier")
+    assert [(d.reason, d.text) for d in segment_article(article).dropped] == [("publisher_blurb", blurb)]
+    assert segment_article(Article("b", "\n\n".join([*STORY, blurb]), source="Another Daily")).dropped == ()
+    middle = Article("c", "\n\n".join([STORY[0], blurb, STORY[1]]), source="The Han River Courier")
+    assert segment_article(middle).dropped == ()
