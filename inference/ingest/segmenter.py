@@ -108,8 +108,8 @@ _WIDGET = re.compile(
     r"|more\s+(?:photos|videos)\b)"
     r"|\b(?i:(?:sign\s+up|subscribe)\s+(?:now|free|today|here))\b"
     rf"|\b(?i:(?:{_SHARE_TARGETS})\s*[|·•/]\s*(?:{_SHARE_TARGETS}))\b"
-    r"|\b(?i:comments\s*\(\d+\)|\d+\s+min(?:ute)?s?\s+read|reading\s+time)\b"
-    r"|\b(?i:no\s+comments?\s+yet|be\s+the\s+first\s+to\s+(?:comment|reply|respond|react))\b"
+    r"|\b(?i:comments\s*\(\d+\)|\d+\s+min(?:ute)?s?\s+read|reading\s+time"
+    r"|no\s+comments?\s+yet|be\s+the\s+first\s+to\s+(?:comment|reply|respond|react))\b"
 )
 # A call to action: an imperative addressed to the reader ("Try our AI features", "Explore what
 # ... can do for you"), which a news paragraph, short of a quotation, does not open with.
@@ -229,6 +229,8 @@ def _stamp_tail(text: str, start: int, end: int, max_words: int) -> tuple[int, s
     before a number ("Views", "조회수"), the tail must hold a full date or a time and two
     numbers, and what is left must be a headline (at most ``max_words`` words, no final stop).
     """
+    if not _FULL_DATE.search(text, max(start, end - 60), end):
+        return None
     tokens = list(_TOKEN.finditer(text, start, end))
     i, labels, numbers, dated = len(tokens), 0, 0, False
     while i > 0:
@@ -314,13 +316,12 @@ def _is_publisher_blurb(flat: str, source: str | None) -> bool:
 
 def _is_teaser_line(text: str, start: int, end: int) -> bool:
     """A headline of another story: 3-30 words, capitalised, one sentence without a final stop."""
-    line = text[start:end]
-    n_words = len(line.split())
+    last, first = text[end - 1], text[start]
     return (
-        3 <= n_words <= 30
-        and (line[0].isupper() or line[0].isdigit())
-        and line[-1] not in _TERMINAL
-        and line[-1] not in ",;:-–—"
+        last not in _TERMINAL
+        and last not in ",;:-–—"
+        and (first.isupper() or first.isdigit())
+        and 3 <= len(text[start:end].split()) <= 30
         and len(_sentences(text, start, end)) == 1
     )
 
@@ -372,6 +373,7 @@ class _Segmenter:
     units: list[_Unit] = field(default_factory=list)
     dropped: list[DroppedBlock] = field(default_factory=list)
     furniture: dict[str, str | None] = field(default_factory=dict)
+    english: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.title = wire.strip_marks(self.article.title) if self.article.title else None
@@ -429,18 +431,17 @@ class _Segmenter:
         ``teaser_list`` when they hold at least three such lines and a story comes before them.
         """
         text = self.article.text
-        settings = self.settings
         found: dict[int, str] = {}
         teasers: list[int] = []
         teaser_lines = 0
         story_before = False
         for k in range(len(blocks) - 1, -1, -1):
             bs, be, lines = blocks[k]
-            flat = flatten(text[bs:be])
+            flat = text[bs:be] if len(lines) == 1 else flatten(text[bs:be])
             if _is_publisher_blurb(flat, self.article.source):
                 found[k] = "publisher_blurb"
                 continue
-            if self._furniture(flat) or not is_english(flat, settings.language_min_words, settings.language_confidence):
+            if self._furniture(flat) or not self._english(flat):
                 continue
             n_teasers = self._teaser_lines(lines)
             if not n_teasers:
@@ -469,6 +470,13 @@ class _Segmenter:
         if flat not in self.furniture:
             self.furniture[flat] = furniture_reason(flat, len(flat.split()))
         return self.furniture[flat]
+
+    def _english(self, flat: str) -> bool:
+        """``is_english`` with the settings, remembered like ``_furniture``."""
+        if flat not in self.english:
+            settings = self.settings
+            self.english[flat] = is_english(flat, settings.language_min_words, settings.language_confidence)
+        return self.english[flat]
 
     def _drop(self, start: int, end: int, reason: str) -> None:
         self.dropped.append(DroppedBlock(self.article.article_id, start, end, reason, self.article.text[start:end]))
@@ -513,7 +521,13 @@ class _Segmenter:
             if (end_mark := wire.split_end(text, start, end)) is not None:
                 trailing.append((*end_mark, "wire_code"))
                 end = _strip_span(text, start, end_mark[0])[1]
-            for s, e, part in wire.split_lead(text, start, end, top=not self.units):
+            # a wire lead opens the story: look for one in the first kept block, or where a
+            # version mark or a byline opens a block
+            if not self.units or text[start] == "(" or text.startswith("By ", start):
+                lead = wire.split_lead(text, start, end, top=not self.units)
+            else:
+                lead = []
+            for s, e, part in lead:
                 self._drop(s, e, self._headline_reason(flatten(text[s:e])) if part == "headline" else part)
                 start = _strip_span(text, e, end)[0]
                 single = "\n" not in text[start:end]
@@ -572,7 +586,7 @@ class _Segmenter:
                 return self._heading_or_title(flat, key)
             return reason
         settings = self.settings
-        if not is_english(flat, settings.language_min_words, settings.language_confidence):
+        if not self._english(flat):
             return "non_english"
         if single_line and _is_heading(flat, n_words, settings.heading_max_words):
             return self._heading_or_title(flat, key)
