@@ -4,10 +4,13 @@ The steps, in order, for one article:
 
 1. Split the text into blocks at blank lines. Everything from a "Related articles"-style
    marker line on is not part of the article (kept, flagged ``related``, only with
-   ``keep_related``).
+   ``keep_related``). Walking back from the last block before it over furniture, a
+   publisher's description of itself and a run of teaser headlines are dropped by position.
 2. In a block of several lines, furniture lines at its top and bottom (a byline or a caption
-   glued above the first paragraph, a credit below it) are dropped one by one; a caption
-   glued to the start of the first paragraph on the same line is cut off.
+   glued above the first paragraph, a credit below it) are dropped one by one; then a wire's
+   codes in front of the story and after it are cut (``wire``), a view counter or timestamp
+   glued to the headline is cut off, and a caption glued to the start of the first
+   paragraph on the same line is cut off.
 3. What is left of the block is dropped with a reason (see ``records.REASONS``) or kept.
    The first heading before any paragraph becomes the title when none is known.
 4. A kept block that only completes the previous one (a trailing attribution after a quote,
