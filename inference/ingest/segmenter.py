@@ -504,7 +504,6 @@ class _Segmenter:
         return reason
 
     def _block(self, lines: list[tuple[int, int]]) -> None:
-        text = self.article.text
         i, j = 0, len(lines)
         trailing: list[tuple[int, int, str]] = []
         if len(lines) > 1:
@@ -515,50 +514,52 @@ class _Segmenter:
                 trailing.append((*lines[j - 1], reason))
                 j -= 1
         if i < j:
-            start, end = lines[i][0], lines[j - 1][1]
-            single = j - i == 1
-            if text[start] == "(" and wire.is_codes_only(text[start:end]):
-                self._drop(start, end, "wire_code")
-                i = j
-        if i < j:
-            if (end_mark := wire.split_end(text, start, end)) is not None:
-                trailing.append((*end_mark, "wire_code"))
-                end = _strip_span(text, start, end_mark[0])[1]
-            # a wire lead opens the story: look for one in the first kept block, or where a
-            # version mark or a byline opens a block
-            if not self.units or text[start] == "(" or text.startswith("By ", start):
-                lead = wire.split_lead(text, start, end, top=not self.units)
-            else:
-                lead = []
-            for s, e, part in lead:
+            self._rest(lines[i][0], lines[j - 1][1], j - i == 1, trailing)
+        for s, e, reason in reversed(trailing):
+            self._drop(s, e, reason)
+
+    def _rest(self, start: int, end: int, single: bool, trailing: list[tuple[int, int, str]]) -> None:
+        """What is left of a block once its furniture lines are off: wire codes, a stamp glued to
+        the headline and a caption glued to the paragraph are cut; the rest is dropped or kept.
+        Cuts at its end go to ``trailing``, dropped after it."""
+        text = self.article.text
+        if text[start] == "(" and wire.is_codes_only(text[start:end]):
+            self._drop(start, end, "wire_code")
+            return
+        if (end_mark := wire.split_end(text, start, end)) is not None:
+            trailing.append((*end_mark, "wire_code"))
+            end = _strip_span(text, start, end_mark[0])[1]
+        # a wire lead opens the story: look for one before the first kept block, or where a
+        # version mark or a byline opens a block
+        if not self.units or text[start] == "(" or text.startswith("By ", start):
+            for s, e, part in wire.split_lead(text, start, end, top=not self.units):
                 self._drop(s, e, self._headline_reason(flatten(text[s:e])) if part == "headline" else part)
                 start = _strip_span(text, e, end)[0]
                 single = "\n" not in text[start:end]
-        if i < j and start < end:
-            if (
-                single
-                and not self.units
-                and (stamp := _stamp_tail(text, start, end, self.settings.heading_max_words))
-                and not self._furniture(text[start : (head_end := _strip_span(text, start, stamp[0])[1])])
-            ):
-                # a headline with a stamp glued on; a byline or a menu with one stays whole
-                trailing.append((stamp[0], end, stamp[1]))
-                end = head_end
-            if single and (glued := _GLUED_CAPTION.match(text, start, end)):
-                rest_start, _ = _strip_span(text, glued.end(), end)
-                rest = text[rest_start:end]
-                if len(glued.group().split()) >= 5 and len(rest.split()) >= 10 and rest[0] not in "-–—":
-                    self.seen.add(_key(glued.group()))
-                    self._drop(*_strip_span(text, start, glued.end()), "caption")
-                    start = rest_start
-            reason = self._reason(flatten(text[start:end]), single)
-            if reason:
-                self._drop(start, end, reason)
-            else:
-                self.units.append(_Unit(start, end, self.related, self.last_kept))
-                self.last_kept = True
-        for s, e, reason in reversed(trailing):
-            self._drop(s, e, reason)
+            if start >= end:
+                return
+        if (
+            single
+            and not self.units
+            and (stamp := _stamp_tail(text, start, end, self.settings.heading_max_words))
+            and not self._furniture(text[start : (head_end := _strip_span(text, start, stamp[0])[1])])
+        ):
+            # a headline with a stamp glued on; a byline or a menu with one stays whole
+            trailing.append((stamp[0], end, stamp[1]))
+            end = head_end
+        if single and (glued := _GLUED_CAPTION.match(text, start, end)):
+            rest_start, _ = _strip_span(text, glued.end(), end)
+            rest = text[rest_start:end]
+            if len(glued.group().split()) >= 5 and len(rest.split()) >= 10 and rest[0] not in "-–—":
+                self.seen.add(_key(glued.group()))
+                self._drop(*_strip_span(text, start, glued.end()), "caption")
+                start = rest_start
+        reason = self._reason(flatten(text[start:end]), single)
+        if reason:
+            self._drop(start, end, reason)
+        else:
+            self.units.append(_Unit(start, end, self.related, self.last_kept))
+            self.last_kept = True
 
     def _headline_reason(self, flat: str) -> str:
         """The reason for a headline cut from the front of a wire lead: title, repeated or heading."""
