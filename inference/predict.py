@@ -160,11 +160,17 @@ def iter_units(
             item = _renamed(item, f"{item.article_id}-{seen_articles[item.article_id]}")
         result = segment_article(item, segment)
         report.dropped.update(block.reason for block in result.dropped)
+        # the segmenter's title: the one given, less a wire's version marks, or the one found
+        if not result.title:
+            unit_meta = meta
+        elif item.title:
+            unit_meta = tuple((k, result.title if k == "title" else v) for k, v in meta)
+        else:
+            unit_meta = (*meta, ("title", result.title))
         for paragraph in result.paragraphs:
             if UNDECODABLE in paragraph.text:
                 yield BadRecord(item.origin, None, f"undecodable bytes in paragraph {paragraph.position}")
                 continue
-            unit_meta = meta if not result.title or item.title else (*meta, ("title", result.title))
             yield Unit(
                 f"{item.article_id}:{paragraph.position}",
                 item.article_id,

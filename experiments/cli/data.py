@@ -125,7 +125,7 @@ def import_(
 ) -> None:
     """Turn raw articles into unlabelled paragraph records (the dataset format with empty labels) for annotation.
 
-    Reads .txt/.md (one article each), .html (main text extracted), .jsonl/.csv/.parquet tables with a 'text' column (optional id, title, date, source, url), folders, globs, and - for standard input. Page furniture is dropped by reason: headings, datelines, bylines, captions, repeated lines, widgets, navigation, link lists, URL/e-mail lines, copyright and about notes, non-English text, and everything from a 'Related articles' marker on. Unreadable inputs are skipped with a one-line reason; the rest of the batch goes on.
+    Reads .txt/.md (one article each), .html (main text extracted), .jsonl/.csv/.parquet tables with a 'text' column (optional id, title, date, source, url), folders, globs, and - for standard input. Page furniture is dropped by reason: headings, datelines, bylines, captions, repeated lines, widgets, navigation, link lists, URL/e-mail lines, copyright and about notes, wire codes ('(LEAD)', '(ATTN: ...)', '(END)'), a publisher's blurb and a list of teaser headlines at the end of the page, non-English text, and everything from a 'Related articles' marker on. Unreadable inputs are skipped with a one-line reason; the rest of the batch goes on.
 
     Examples:
 

@@ -64,6 +64,10 @@ _STOPWORDS = frozenset(
 )
 # English prose runs at roughly 35-50% stop words; headlines and lists run lower.
 _STOPWORD_SHARE = 0.15
+# Below the confidence asked for, another language is still believed when it leads with at
+# least this probability and English has less than that one.
+_LEADER_MIN = 0.5
+_ENGLISH_RULED_OUT = 1e-4
 
 
 @functools.cache
@@ -86,7 +90,7 @@ def _non_latin_share(text: str) -> float:
 
 
 def is_english(text: str, min_words: int = 5, confidence: float = 0.9) -> bool:
-    """False when ``text`` is confidently in another language.
+    """False when ``text`` is confidently in another language, or English is all but ruled out.
 
     Short texts (under ``min_words`` words) in Latin script are given the benefit of the doubt.
     """
@@ -97,5 +101,12 @@ def is_english(text: str, min_words: int = 5, confidence: float = 0.9) -> bool:
         return True
     if sum(w.lower() in _STOPWORDS for w in words) / len(words) >= _STOPWORD_SHARE:
         return True
-    lang, prob = _identifier().classify(text)
-    return lang == "en" or prob < confidence
+    identifier = _identifier()
+    lang, prob = identifier.classify(text)
+    if lang == "en" or prob >= confidence:
+        return lang == "en"
+    if prob < _LEADER_MIN:
+        return True
+    # Short lines leave the identifier unsure between neighbours (Spanish or Portuguese?);
+    # when English itself is all but ruled out, the line is not English either way.
+    return dict(identifier.rank(text)).get("en", 0.0) >= _ENGLISH_RULED_OUT

@@ -10,6 +10,7 @@ REASONS: tuple[str, ...] = (
     "heading",  # subheadings, including question-style ones
     "dateline",  # a dateline or a date/time stamp alone on a line
     "byline",  # bylines, "reporting by", "contributed to this report"
+    "wire_code",  # a wire's version marks and editor notes: "(LEAD)", "(2nd LD)", "(ATTN: ...)", "(END)"
     "caption",  # photo captions and credits
     "repeated",  # a line or block already seen in the same article
     "widget",  # share/subscribe/comment/newsletter/ad/cookie text
@@ -18,7 +19,9 @@ REASONS: tuple[str, ...] = (
     "url_email",  # lines that are mostly URLs or e-mail addresses
     "copyright",  # copyright and reproduction notices
     "about",  # "About us" blurbs, author notes, disclaimers, translation notes
+    "publisher_blurb",  # a publisher's description of itself at the end of the page
     "non_english",  # text not in English
+    "teaser_list",  # a run of headlines of other stories at the end of the page
     "related",  # everything from a "Related articles"-style marker on
 )
 

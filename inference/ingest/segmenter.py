@@ -4,10 +4,13 @@ The steps, in order, for one article:
 
 1. Split the text into blocks at blank lines. Everything from a "Related articles"-style
    marker line on is not part of the article (kept, flagged ``related``, only with
-   ``keep_related``).
+   ``keep_related``). Walking back from the last block before it over furniture, a
+   publisher's description of itself and a run of teaser headlines are dropped by position.
 2. In a block of several lines, furniture lines at its top and bottom (a byline or a caption
-   glued above the first paragraph, a credit below it) are dropped one by one; a caption
-   glued to the start of the first paragraph on the same line is cut off.
+   glued above the first paragraph, a credit below it) are dropped one by one; then a wire's
+   codes in front of the story and after it are cut (``wire``), a view counter or timestamp
+   glued to the headline is cut off, and a caption glued to the start of the first
+   paragraph on the same line is cut off.
 3. What is left of the block is dropped with a reason (see ``records.REASONS``) or kept.
    The first heading before any paragraph becomes the title when none is known.
 4. A kept block that only completes the previous one (a trailing attribution after a quote,
@@ -24,6 +27,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from inference.ingest import wire
 from inference.ingest.language import is_english
 from inference.ingest.records import Article, DroppedBlock, Paragraph, SegmentedArticle
 
@@ -107,8 +111,28 @@ _WIDGET = re.compile(
     r"|more\s+(?:photos|videos)\b)"
     r"|\b(?i:(?:sign\s+up|subscribe)\s+(?:now|free|today|here))\b"
     rf"|\b(?i:(?:{_SHARE_TARGETS})\s*[|·•/]\s*(?:{_SHARE_TARGETS}))\b"
-    r"|\b(?i:comments\s*\(\d+\)|\d+\s+min(?:ute)?s?\s+read|reading\s+time)\b"
+    r"|\b(?i:comments\s*\(\d+\)|\d+\s+min(?:ute)?s?\s+read|reading\s+time"
+    r"|no\s+comments?\s+yet|be\s+the\s+first\s+to\s+(?:comment|reply|respond|react))\b"
 )
+# A call to action: an imperative addressed to the reader ("Try our AI features", "Explore what
+# ... can do for you"), which a news paragraph, short of a quotation, does not open with.
+_CALL_TO_ACTION = re.compile(
+    r"^(?i:try|explore|discover|download|install|join|follow|subscribe|sign\s+up|listen|watch|get|unlock|upgrade)\s"
+    r"(?=.{0,120}?\b(?i:you|your|our|us)\b)"
+)
+_MEDIA_NOUN = (
+    r"(?:(?:news)?paper|daily|weekly|magazine|journal|broadcaster|publication|publisher|outlet|wire\s+service"
+    r"|(?:news|media)\s+(?:site|website|portal|platform|company|group|organi[sz]ation|outlet|service|agency))"
+)
+_PUBLISHER_SELF = re.compile(
+    r"^(?P<name>(?:The\s+)?(?:[A-Z0-9][\w&'’.-]*\s+){1,6}?)(?:is|has\s+been)\s+(?:an?|the|one\s+of)\s+"
+    rf"(?:[\w'’-]+\s+){{0,6}}?{_MEDIA_NOUN}s?\b"
+)
+_SELF_DESCRIPTION = re.compile(
+    r"\b(?i:based\s+in|headquartered\s+in|founded\s+in|launched\s+in|dedicated\s+to|brings\s+you|for\s+readers)\b"
+)
+_LOGO = re.compile(r"\b(?i:logo)\b")
+_TEASER_RUN = 3  # teaser lines in a row at the end of the page, from which they are a list
 _NAV_SEP = re.compile(r"\s(?:>|›|»|\||·|▸|•)\s|\s*(?:›|»|▸)\s*")
 _BRACKET_MENU = re.compile(r"^(?:\[[^\]]{1,30}\]\s*){2,}$")
 _TAGS = re.compile(r"^(?i:tags?|topics|filed\s+under|categories)\s*:")
@@ -126,6 +150,9 @@ _DATE_TOKEN = re.compile(
     r"|\b(?:posted|updated|published|last\s+updated|modified|date)\b\s*:?",
     re.IGNORECASE,
 )
+_TOKEN = re.compile(r"\S+")
+_STAMP_PIECE = re.compile(r"\d[\d,.:/-]*|[|·•/:—–-]|(?i:KST|GMT|UTC|[ap]\.?m\.?)")
+_FULL_DATE = re.compile(r"\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}:\d{2}")
 _SPEAKER = re.compile(r"^[A-Z][\w.()' -]{0,40}:\s")
 _ATTRIBUTION = re.compile(
     r"\b(?:said|says|told|added|asked|wrote|noted|stated|explained|warned|insisted|argued|continued|recalled)\b"
@@ -197,6 +224,43 @@ def _is_link_list(flat: str, n_words: int) -> bool:
     return bool(_BULLET.match(flat)) and n_words <= 25 and flat[-1] not in _TERMINAL
 
 
+def _stamp_tail(text: str, start: int, end: int, max_words: int) -> tuple[int, str] | None:
+    """Where a view counter or a timestamp glued to the end of a headline starts, and its reason.
+
+    A reposting site prints "Allies delay drills Views 2,418 2024.03.05 10:22" on one line:
+    walking back from the end over numbers, separators and at most two labels that stand
+    before a number ("Views", "조회수"), the tail must hold a full date or a time and two
+    numbers, and what is left must be a headline (at most ``max_words`` words, no final stop).
+    """
+    if not _FULL_DATE.search(text, max(start, end - 60), end):
+        return None
+    tokens = list(_TOKEN.finditer(text, start, end))
+    i, labels, numbers, dated = len(tokens), 0, 0, False
+    while i > 0:
+        tok = tokens[i - 1].group()
+        if _STAMP_PIECE.fullmatch(tok):
+            numbers += tok[0].isdigit()
+            dated = dated or _FULL_DATE.search(tok) is not None
+        elif (
+            labels < 2
+            and i < len(tokens)
+            and tokens[i].group()[0].isdigit()
+            and len(tok) <= 12
+            and (tok[0].isupper() or not tok.isascii() or tok.endswith(":"))
+            and tok.rstrip(":").isalpha()
+        ):
+            labels += 1
+        else:
+            break
+        i -= 1
+    if not dated or numbers < 2 or i < 3 or i > max_words:
+        return None
+    head_end = tokens[i - 1].end()
+    if text[head_end - 1] in _TERMINAL:
+        return None
+    return tokens[i].start(), "widget" if labels else "dateline"
+
+
 def _is_dateline(flat: str, n_words: int) -> bool:
     if n_words <= 8 and _DATELINE.match(flat):
         return True
@@ -223,7 +287,7 @@ def furniture_reason(flat: str, n_words: int) -> str | None:
         return "caption"
     if n_words <= 40 and _COPYRIGHT.search(flat):
         return "copyright"
-    if n_words <= 35 and _WIDGET.search(flat):
+    if n_words <= 35 and (_WIDGET.search(flat) or _CALL_TO_ACTION.match(flat)):
         return "widget"
     if _is_link_list(flat, n_words):
         return "links"
@@ -236,6 +300,33 @@ def furniture_reason(flat: str, n_words: int) -> str | None:
     if n_words <= 80 and _ABOUT.search(flat):
         return "about"
     return None
+
+
+def _is_publisher_blurb(flat: str, source: str | None) -> bool:
+    """A publisher describing itself ("X is a daily online newspaper based in Seoul; it covers ..."):
+    a name, "is a ... newspaper", and one more sign: words a blurb uses, widgets or a logo glued
+    on, or the name of the article's own site."""
+    if len(flat) > 900 or not (match := _PUBLISHER_SELF.match(flat)):
+        return False
+    name = match.group("name").strip()
+    return bool(
+        _SELF_DESCRIPTION.search(flat)
+        or _WIDGET.search(flat)
+        or _LOGO.search(flat)
+        or (source and _key(source).removeprefix("the ") == _key(name).removeprefix("the "))
+    )
+
+
+def _is_teaser_line(text: str, start: int, end: int) -> bool:
+    """A headline of another story: 3-30 words, capitalised, one sentence without a final stop."""
+    last, first = text[end - 1], text[start]
+    return (
+        last not in _TERMINAL
+        and last not in ",;:-–—"
+        and (first.isupper() or first.isdigit())
+        and 3 <= len(text[start:end].split()) <= 30
+        and len(_sentences(text, start, end)) == 1
+    )
 
 
 def _is_heading(flat: str, n_words: int, max_words: int) -> bool:
@@ -284,22 +375,35 @@ class _Segmenter:
     seen: set[str] = field(default_factory=set)
     units: list[_Unit] = field(default_factory=list)
     dropped: list[DroppedBlock] = field(default_factory=list)
+    furniture: dict[str, str | None] = field(default_factory=dict)
+    english: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.title = self.article.title
+        self.title = wire.strip_marks(self.article.title) if self.article.title else None
         self.title_key = _key(self.title) if self.title else None
 
     def run(self) -> SegmentedArticle:
         text = self.article.text
         keep_related = self.settings.keep_related
-        for bs, be in _pieces(text, 0, len(text), _BLANK_LINES):
+        blocks = [(bs, be, _pieces(text, bs, be, _NEWLINE)) for bs, be in _pieces(text, 0, len(text), _BLANK_LINES)]
+        markers = (
+            (k, i)
+            for k, (_, _, lines) in enumerate(blocks)
+            for i, (s, e) in enumerate(lines)
+            if _RELATED.match(text[s:e])
+        )
+        first_marker = next(markers, None)
+        page_end = {}
+        if first_marker is None or first_marker[1] == 0:
+            page_end = self._page_end(blocks[: first_marker[0]] if first_marker else blocks)
+        for k, (bs, be, lines) in enumerate(blocks):
             if self.related and not keep_related:
                 self._drop(bs, be, "related")
                 continue
-            lines = _pieces(text, bs, be, _NEWLINE)
-            marker = (
-                None if self.related else next((i for i, (s, e) in enumerate(lines) if _RELATED.match(text[s:e])), None)
-            )
+            if k in page_end:
+                self._drop(bs, be, page_end[k])
+                continue
+            marker = first_marker[1] if first_marker and first_marker[0] == k else None
             if marker is None:
                 self._block(lines)
                 continue
@@ -321,6 +425,62 @@ class _Segmenter:
         self.dropped.sort(key=lambda d: d.start)
         return SegmentedArticle(self.article, self.title, tuple(paragraphs), tuple(self.dropped))
 
+    def _page_end(self, blocks: list[tuple[int, int, list[tuple[int, int]]]]) -> dict[int, str]:
+        """Reasons for blocks that only their place at the end of the page gives away.
+
+        Walking back from the last block (before any "Related articles" marker), over page
+        furniture, until the first story paragraph: a publisher's description of itself is a
+        ``publisher_blurb``; blocks of teaser-like lines (headlines of other stories) are a
+        ``teaser_list`` when they hold at least three such lines and a story comes before them.
+        """
+        text = self.article.text
+        found: dict[int, str] = {}
+        teasers: list[int] = []
+        teaser_lines = 0
+        story_before = False
+        for k in range(len(blocks) - 1, -1, -1):
+            bs, be, lines = blocks[k]
+            flat = text[bs:be] if len(lines) == 1 else flatten(text[bs:be])
+            if _is_publisher_blurb(flat, self.article.source):
+                found[k] = "publisher_blurb"
+                continue
+            if self._furniture(flat) or not self._english(flat):
+                continue
+            n_teasers = self._teaser_lines(lines)
+            if not n_teasers:
+                story_before = True
+                break
+            teasers.append(k)
+            teaser_lines += n_teasers
+        if story_before and teaser_lines >= _TEASER_RUN:
+            found.update(dict.fromkeys(teasers, "teaser_list"))
+        return found
+
+    def _teaser_lines(self, lines: list[tuple[int, int]]) -> int:
+        """How many lines of a block are teaser headlines; 0 unless every other line is furniture."""
+        text = self.article.text
+        teasers = 0
+        for s, e in lines:
+            line = text[s:e]
+            if _is_teaser_line(text, s, e):
+                teasers += 1
+            elif not self._furniture(line):
+                return 0
+        return teasers
+
+    def _furniture(self, flat: str) -> str | None:
+        """``furniture_reason``, remembered: the page-end walk and the blocks ask about the same texts."""
+        if flat not in self.furniture:
+            self.furniture[flat] = furniture_reason(flat, len(flat.split()))
+        return self.furniture[flat]
+
+    def _english(self, flat: str) -> bool:
+        """``is_english`` with the settings, remembered like ``_furniture``."""
+        if flat not in self.english:
+            settings = self.settings
+            self.english[flat] = is_english(flat, settings.language_min_words, settings.language_confidence)
+        return self.english[flat]
+
     def _drop(self, start: int, end: int, reason: str) -> None:
         self.dropped.append(DroppedBlock(self.article.article_id, start, end, reason, self.article.text[start:end]))
         self.last_kept = False
@@ -336,15 +496,14 @@ class _Segmenter:
         reason = self._title_or_repeat(key)
         if reason:
             return reason
-        reason = furniture_reason(line, len(line.split()))
-        if reason is None and not is_english(line, 10**9):  # script check only: lines are short
+        reason = self._furniture(line)
+        if reason is None and not is_english(line, self.settings.language_min_words, self.settings.language_confidence):
             reason = "non_english"
         if reason:
             self.seen.add(key)
         return reason
 
     def _block(self, lines: list[tuple[int, int]]) -> None:
-        text = self.article.text
         i, j = 0, len(lines)
         trailing: list[tuple[int, int, str]] = []
         if len(lines) > 1:
@@ -355,23 +514,59 @@ class _Segmenter:
                 trailing.append((*lines[j - 1], reason))
                 j -= 1
         if i < j:
-            start, end = lines[i][0], lines[j - 1][1]
-            single = j - i == 1
-            if single and (glued := _GLUED_CAPTION.match(text, start, end)):
-                rest_start, _ = _strip_span(text, glued.end(), end)
-                rest = text[rest_start:end]
-                if len(glued.group().split()) >= 5 and len(rest.split()) >= 10 and rest[0] not in "-–—":
-                    self.seen.add(_key(glued.group()))
-                    self._drop(*_strip_span(text, start, glued.end()), "caption")
-                    start = rest_start
-            reason = self._reason(flatten(text[start:end]), single)
-            if reason:
-                self._drop(start, end, reason)
-            else:
-                self.units.append(_Unit(start, end, self.related, self.last_kept))
-                self.last_kept = True
+            self._rest(lines[i][0], lines[j - 1][1], j - i == 1, trailing)
         for s, e, reason in reversed(trailing):
             self._drop(s, e, reason)
+
+    def _rest(self, start: int, end: int, single: bool, trailing: list[tuple[int, int, str]]) -> None:
+        """What is left of a block once its furniture lines are off: wire codes, a stamp glued to
+        the headline and a caption glued to the paragraph are cut; the rest is dropped or kept.
+        Cuts at its end go to ``trailing``, dropped after it."""
+        text = self.article.text
+        if text[start] == "(" and wire.is_codes_only(text[start:end]):
+            self._drop(start, end, "wire_code")
+            return
+        if (end_mark := wire.split_end(text, start, end)) is not None:
+            trailing.append((*end_mark, "wire_code"))
+            end = _strip_span(text, start, end_mark[0])[1]
+        # a wire lead opens the story: look for one before the first kept block, or where a
+        # version mark or a byline opens a block
+        if not self.units or text[start] == "(" or text.startswith("By ", start):
+            for s, e, part in wire.split_lead(text, start, end, top=not self.units):
+                self._drop(s, e, self._headline_reason(flatten(text[s:e])) if part == "headline" else part)
+                start = _strip_span(text, e, end)[0]
+                single = "\n" not in text[start:end]
+            if start >= end:
+                return
+        if (
+            single
+            and not self.units
+            and (stamp := _stamp_tail(text, start, end, self.settings.heading_max_words))
+            and not self._furniture(text[start : (head_end := _strip_span(text, start, stamp[0])[1])])
+        ):
+            # a headline with a stamp glued on; a byline or a menu with one stays whole
+            trailing.append((stamp[0], end, stamp[1]))
+            end = head_end
+        if single and (glued := _GLUED_CAPTION.match(text, start, end)):
+            rest_start, _ = _strip_span(text, glued.end(), end)
+            rest = text[rest_start:end]
+            if len(glued.group().split()) >= 5 and len(rest.split()) >= 10 and rest[0] not in "-–—":
+                self.seen.add(_key(glued.group()))
+                self._drop(*_strip_span(text, start, glued.end()), "caption")
+                start = rest_start
+        reason = self._reason(flatten(text[start:end]), single)
+        if reason:
+            self._drop(start, end, reason)
+        else:
+            self.units.append(_Unit(start, end, self.related, self.last_kept))
+            self.last_kept = True
+
+    def _headline_reason(self, flat: str) -> str:
+        """The reason for a headline cut from the front of a wire lead: title, repeated or heading."""
+        key = _key(flat)
+        reason = self._title_or_repeat(key) or self._heading_or_title(flat, key)
+        self.seen.add(key)
+        return reason
 
     def _title_or_repeat(self, key: str) -> str | None:
         """``title`` for the first block equal to the headline, ``repeated`` for any later
@@ -389,13 +584,13 @@ class _Segmenter:
             return reason
         self.seen.add(key)
         n_words = len(flat.split())
-        reason = furniture_reason(flat, n_words)
+        reason = self._furniture(flat)
         if reason:
             if reason == "heading":
                 return self._heading_or_title(flat, key)
             return reason
         settings = self.settings
-        if not is_english(flat, settings.language_min_words, settings.language_confidence):
+        if not self._english(flat):
             return "non_english"
         if single_line and _is_heading(flat, n_words, settings.heading_max_words):
             return self._heading_or_title(flat, key)
@@ -403,7 +598,7 @@ class _Segmenter:
 
     def _heading_or_title(self, flat: str, key: str) -> str:
         if self.title is None and not self.units and not self.related:
-            self.title = flat.lstrip("#").strip()
+            self.title = wire.strip_marks(flat.lstrip("#").strip())
             self.title_key, self.title_taken = key, True
             return "title"
         return "heading"

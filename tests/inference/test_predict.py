@@ -73,6 +73,18 @@ def test_article_files_become_rows_with_exact_fields(tmp_path, predictor):
     assert [r["stance"] for r in rows] == [p.stance for p in expected]
 
 
+def test_wire_copy_is_classified_without_its_codes(tmp_path, predictor):
+    text = (FIXTURES / "wire_flattened.txt").read_text(encoding="utf-8")
+    table = tmp_path / "wire.jsonl"
+    table.write_text(json.dumps({"id": "w1", "title": "(LEAD) Allies push back drills", "text": text}) + "\n")
+    out = tmp_path / "out.jsonl"
+    predict_files([str(table)], predictor, out, "m", PredictSettings(segment_tables=True))
+    rows = _rows(out)
+    assert [r["title"] for r in rows] == ["Allies push back drills"] * 4
+    assert rows[0]["text"].startswith("SEOUL, March 2 (Yonhap) -- South Korea")
+    assert not any(code in r["text"] for r in rows for code in ("(LEAD)", "(ATTN", "By Park", "(END)"))
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
 def test_tables_are_paragraphs_as_they_are(tmp_path, predictor, suffix):
     rows = _table(tmp_path)

@@ -110,6 +110,22 @@ EXPECTED = {
             ("non_english", "Le ministère de la Défense a refusé de commenter les détails"),
         ],
     ),
+    "courier_page.html": (
+        "Families of separated Koreans plead for video reunions",
+        [
+            "SEOUL -- Relatives of Koreans separated by the war asked the unification ministry on Monday to press the North for video reunions before the autumn harvest holiday, saying most of the remaining applicants are now in their nineties.",
+            "The ministry said it had sent a proposal through the Red Cross but that Pyongyang had not answered any message from Seoul since the summer.",
+            '"We are running out of time, and a screen is better than nothing," said a man of ninety-one who was born in Kaesong.',
+        ],
+        [
+            ("title", "Families of separated Koreans plead for video reunions"),
+            ("widget", "Try our AI features Explore what Courier AI can do for you: "),
+            ("publisher_blurb", "The Han River Courier is a daily online newspaper based in S"),
+            ("teaser_list", "K-pop star's surprise wedding on a small southern island dra"),
+            ("teaser_list", "Scientists say seeds found in a mountain cave could help far"),
+            ("teaser_list", "Five things to know about the new subway line"),
+        ],
+    ),
     "headline_twice.txt": (
         "Seoul and Washington fail to close cost-sharing gap",
         [
@@ -122,6 +138,20 @@ EXPECTED = {
             ("repeated", "Seoul and Washington fail to close cost-sharing gap"),
         ],
     ),
+    "mirrored_page.txt": (
+        "Allies agree to delay spring drills by two weeks",
+        [
+            "SEOUL -- South Korea and the United States agreed on Tuesday to delay their spring exercise by two weeks to give diplomacy with the North more time, the defence ministry said.",
+            "The ministry said the drills would still be held at full scale and that the delay had nothing to do with pressure from Pyongyang.",
+        ],
+        [
+            ("title", "Allies agree to delay spring drills by two weeks"),
+            ("widget", "Views 2,418 2024.03.05 10:22"),
+            ("non_english", "Todos los derechos reservados. Prohibida su reproducción tot"),
+            ("non_english", "이 기사의 주소를 복사했습니다. 원문 보기를 누르면 기사 원문으로 이동합니다."),
+            ("non_english", "Copie o endereço desta notícia para compartilhar com seus am"),
+        ],
+    ),
     "page.html": (
         "Unification minister offers talks",
         [
@@ -131,6 +161,21 @@ EXPECTED = {
         ],
         [
             ("title", "Unification minister offers talks"),
+        ],
+    ),
+    "publisher_blurb.txt": (
+        "Seoul to raise defence budget for surveillance satellites",
+        [
+            "SEOUL -- The government will raise next year's defence budget by 4.1 percent, with most of the increase going to reconnaissance satellites and a joint command system, the finance ministry said on Wednesday.",
+            "Officials said the spending was needed before Seoul could take wartime operational control of its troops from the United States, a transfer the two allies have discussed for decades.",
+            # a newspaper described in the story, not at the end of the page, is story
+            "Rodong Sinmun is the official newspaper of the North's ruling Workers' Party, and it covers military matters closely: on Thursday it called the budget a preparation for war and said Pyongyang would respond in kind.",
+            "The budget bill goes to the National Assembly next month.",
+        ],
+        [
+            ("title", "Seoul to raise defence budget for surveillance satellites"),
+            ("byline", "By Jung Da-som"),
+            ("publisher_blurb", "The Han River Courier is a daily online newspaper based in S"),
         ],
     ),
     "question_subheads.txt": (
@@ -174,6 +219,21 @@ EXPECTED = {
             ("related", "Early frost threatens apple harvest in North Gyeongsang"),
         ],
     ),
+    "teaser_list.txt": (
+        "Allies hold first combined drill under new command",
+        [
+            "SEOUL -- South Korean and American troops held their first field exercise under the new combined command structure on Monday, the Joint Chiefs of Staff said.",
+            "About 3,000 troops from both countries took part in the three-day drill near the border city of Paju, officials said.",
+            "North Korea did not immediately respond.",
+        ],
+        [
+            ("title", "Allies hold first combined drill under new command"),
+            ("teaser_list", "K-pop star's surprise wedding on a small southern island dra"),
+            ("teaser_list", "Scientists say seeds found in a mountain cave could help far"),
+            ("teaser_list", "Five things to know about the new subway line"),
+            ("teaser_list", "Weekend weather: rain for the south coast"),
+        ],
+    ),
     "widgets.txt": (
         "Unification ministry approves aid shipment to the North",
         [
@@ -188,6 +248,51 @@ EXPECTED = {
             ("widget", "Comments (14) | Log in to comment"),
             ("widget", "Advertisement"),
             ("widget", "Print | Email this article | Font size A+ A-"),
+        ],
+    ),
+    "site_widgets.txt": (
+        "Allies open talks on next cost-sharing deal",
+        [
+            "WASHINGTON -- Negotiators from South Korea and the United States opened talks on Tuesday on how much Seoul should pay next year toward the upkeep of American troops on the peninsula, the foreign ministry said.",
+            "The American delegation asked for a sharp increase, while Korean officials said any rise had to reflect inflation and the cost of the new bases Seoul had already paid for.",
+            "The next round is planned for Seoul in late May.",
+        ],
+        [
+            ("title", "Allies open talks on next cost-sharing deal"),
+            ("widget", "Try our AI features Explore what Courier AI can do for you: "),
+            ("widget", "Comments No comments yet. Be the first to tell us what you t"),
+        ],
+    ),
+    "wire_flattened.txt": (
+        "Allies push back spring drills by two weeks",
+        [
+            "SEOUL, March 2 (Yonhap) -- South Korea and the United States will push back the start of their spring exercise by two weeks, the Joint Chiefs of Staff said Saturday, citing the need for more time to prepare.",
+            "The drills, which had been due to begin on March 9, will now start on March 23 and run for eleven days, the JCS said.",
+            '"The decision reflects the schedule of the troops involved and nothing else," a defence ministry spokesperson told a briefing.',
+            "North Korea has condemned the exercise as a rehearsal for invasion.",
+        ],
+        [
+            ("wire_code", "(LEAD)"),
+            ("title", "Allies push back spring drills by two weeks"),
+            ("wire_code", "(ATTN: ADDS defence ministry comments in paras 4-5)"),
+            ("byline", "By Park Ye-rin"),
+            ("wire_code", "(END)"),
+        ],
+    ),
+    "wire_versions.txt": (
+        "N. Korea fires ballistic missile into East Sea",
+        [
+            "SEOUL, Dec. 28 (Yonhap) -- North Korea fired a ballistic missile into the East Sea on Thursday, South Korea's Joint Chiefs of Staff said, days after the allies wrapped up a combined air drill.",
+            "The missile flew about 600 kilometers before falling outside Japan's exclusive economic zone, the JCS said in a text message to reporters.",
+            "Tokyo lodged a protest through diplomatic channels in Beijing.",
+        ],
+        [
+            ("title", "N. Korea fires ballistic missile into East Sea"),
+            ("wire_code", "(2nd LD)"),
+            ("repeated", "N. Korea fires ballistic missile into East Sea"),
+            ("wire_code", "(ATTN: UPDATES with flight details in paras 2-3; ADDS Japan'"),
+            ("byline", "By Kim Soo-yeon and Lee Ha-eun"),
+            ("wire_code", "(END)"),
         ],
     ),
 }
@@ -261,3 +366,94 @@ def test_hard_wrapped_paragraph_is_one_paragraph():
     assert [p.text for p in result.paragraphs] == [
         "The ministry said on Tuesday that the drills would go ahead as planned, officials said."
     ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Comments / No comments yet",
+        "Try our AI features / Explore what Courier AI can do for you",
+        "Download our app and get the news that matters to you, every morning and every evening, for free",
+    ],
+)
+def test_site_widget_lines_are_widgets_wherever_they_are(line):
+    story = "The ministry said on Tuesday that the drills would go ahead as planned, officials said."
+    result = segment_text(f"{story}\n\n{line}\n\n{story.replace('Tuesday', 'Monday')}")
+    assert [(d.reason, d.text) for d in result.dropped] == [("widget", line)]
+
+
+@pytest.mark.parametrize(
+    "paragraph",
+    [
+        '"Try to understand our position," the minister told his American counterpart at the start of the talks.',
+        "Follow-up talks between the two militaries will be held in Seoul next month, the ministry told us.",
+        "Watch officers on both sides of the border reported no unusual movements overnight, the JCS said.",
+    ],
+)
+def test_story_paragraphs_that_open_like_a_call_to_action_are_kept(paragraph):
+    assert [p.text for p in segment_text(paragraph).paragraphs] == [paragraph]
+
+
+@pytest.mark.parametrize(
+    ("first_line", "title", "dropped"),
+    [
+        (
+            "Allies delay drills | 조회수 1,234 | 2024.03.05 10:22",
+            "Allies delay drills",
+            ("widget", "| 조회수 1,234 | 2024.03.05 10:22"),
+        ),
+        ("Allies delay drills 2024-03-05 10:22 KST", "Allies delay drills", ("dateline", "2024-03-05 10:22 KST")),
+        # a sentence with a time and a date in it is not a headline with a stamp glued on
+        (
+            "The ministry said in a statement released at 10:22 on 2024.03.05 that the drills would go ahead.",
+            None,
+            None,
+        ),
+    ],
+)
+def test_a_stamp_glued_to_the_headline_is_cut_off(first_line, title, dropped):
+    story = "The ministry said on Tuesday that the drills would go ahead as planned, officials said."
+    result = segment_text(f"{first_line}\n\n{story}")
+    assert result.title == title
+    assert [(d.reason, d.text) for d in result.dropped if d.reason != "title"] == ([dropped] if dropped else [])
+    assert result.paragraphs[-1].text == story
+
+
+STORY = (
+    "SEOUL -- South Korean and American troops held their first field exercise under the new command on Monday.",
+    "About 3,000 troops took part in the three-day drill near the border city of Paju, officials said.",
+)
+TEASERS = (
+    "K-pop star's surprise wedding draws thousands of fans to a small southern island",
+    "Scientists say seeds found in a mountain cave could help farmers in a drier climate",
+    "Five things to know about the new subway line",
+)
+
+
+def test_teasers_in_one_block_with_a_timestamp_between_are_a_teaser_list():
+    teasers = f"{TEASERS[0]}\n2 hours ago\n{TEASERS[1]}\nUpdated 2024-03-05 10:22\n{TEASERS[2]}"
+    result = segment_text("\n\n".join([*STORY, teasers]))
+    assert [p.text for p in result.paragraphs] == list(STORY)
+    assert [(d.reason, d.text) for d in result.dropped] == [("teaser_list", teasers)]
+
+
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        [*STORY, *TEASERS[:2]],  # two headline-like lines are not a list
+        [*STORY, *TEASERS, "The drill ends on Wednesday, the ministry said."],  # story comes after them
+        list(TEASERS),  # no story before them: nothing to call them teasers for
+    ],
+)
+def test_headline_like_lines_that_are_not_a_teaser_list(blocks):
+    result = segment_text("\n\n".join(blocks))
+    assert "teaser_list" not in {d.reason for d in result.dropped}
+
+
+def test_a_blurb_is_known_by_the_name_of_the_site_alone_and_only_at_the_end_of_the_page():
+    blurb = "The Han River Courier is an English-language daily newspaper for the whole peninsula."
+    article = Article("a", "\n\n".join([*STORY, blurb]), source="The Han River Courier")
+    assert [(d.reason, d.text) for d in segment_article(article).dropped] == [("publisher_blurb", blurb)]
+    assert segment_article(Article("b", "\n\n".join([*STORY, blurb]), source="Another Daily")).dropped == ()
+    middle = Article("c", "\n\n".join([STORY[0], blurb, STORY[1]]), source="The Han River Courier")
+    assert segment_article(middle).dropped == ()
