@@ -197,11 +197,12 @@ def record_serving(session: Session) -> None:
         log.close()
 
 
-def update_readme_example(example: str) -> None:
-    text = README.read_text(encoding="utf-8")
+def update_readme_example(example: str, readme: Path = README) -> None:
+    """Put ``example`` in a console block between the README's example markers."""
+    text = readme.read_text(encoding="utf-8")
     start, end = text.index(EXAMPLE_START), text.index(EXAMPLE_END)
     block = f"{EXAMPLE_START}\n```console\n{example.rstrip()}\n```\n"
-    README.write_text(text[:start] + block + text[end:], encoding="utf-8")
+    readme.write_text(text[:start] + block + text[end:], encoding="utf-8")
 
 
 def generate(keep: bool = False) -> list[Path]:

@@ -171,12 +171,16 @@ def _errors_outside_root(page: Path, root: Any) -> list[str]:
     ]
 
 
-def _hooks():
-    spec = importlib.util.spec_from_file_location("allystance_docs_hooks", DOCS / "hooks.py")
+def _docs_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"allystance_docs_{name}", DOCS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _hooks():
+    return _docs_module("hooks")
 
 
 def test_the_reference_has_a_page_with_every_option_of_every_command(root_command):
@@ -207,3 +211,15 @@ def test_every_included_output_exists():
     assert any(n.startswith("docs/outputs/") for n in named)
     missing = [n for n in named if not (ROOT / n.split(":")[0]).is_file()]
     assert missing == []
+
+
+def test_the_generator_writes_python_sessions_and_the_readme_example(tmp_path):
+    generate = _docs_module("generate")
+    session = generate.pycon(["x = [1, 2]", "len(x), x[0]", "None"])
+    assert session == ">>> x = [1, 2]\n>>> len(x), x[0]\n(2, 1)\n>>> None"
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- example -->\nold\n<!-- /example -->\nrest\n", encoding="utf-8")
+    generate.update_readme_example("$ allystance data stats\nRecords\n", readme)
+    assert readme.read_text(encoding="utf-8") == (
+        "intro\n<!-- example -->\n```console\n$ allystance data stats\nRecords\n```\n<!-- /example -->\nrest\n"
+    )
