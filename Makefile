@@ -5,14 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint setup clean
+.PHONY: demo test bench lint setup clean docs docs-serve docs-outputs
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first, pinned: the CPU build (see README for CUDA); then nothing pulls a CUDA build.
+	# torch first, pinned: the CPU build (docs/getting-started.md says how to use CUDA); then nothing pulls a CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[dev,spark]"
 	# PySpark needs a Java runtime; install Debian's when there is none (root, as in CI).
@@ -37,7 +37,19 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.spark_bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site
+
+# The manual (docs/, mkdocs.yml): built strict, so a broken link or a missing page fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+# Reruns the commands the manual shows, in a fresh temporary MLflow store, and rewrites
+# docs/outputs/ (console outputs and figures) and the README's example (a few minutes).
+docs-outputs: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python docs/generate.py
 
 # fp32 vs dynamic int8 inference speed and agreement on the test split (bench/quantized.py):
 #   make bench-quantized BENCH_MODEL=models:/allystance/4 BENCH_ARGS="--tracking-uri sqlite:////tmp/s/mlflow.db"
