@@ -223,3 +223,10 @@ def test_the_generator_writes_python_sessions_and_the_readme_example(tmp_path):
     assert readme.read_text(encoding="utf-8") == (
         "intro\n<!-- example -->\n```console\n$ allystance data stats\nRecords\n```\n<!-- /example -->\nrest\n"
     )
+
+
+def test_the_readme_links_to_files_that_exist():
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text(encoding="utf-8"))
+    local = [link for link in links if "://" not in link]
+    assert "docs/index.md" in local
+    assert [link for link in local if not (ROOT / link).exists()] == []
