@@ -165,6 +165,39 @@ def tables(board: Leaderboard) -> list[Table]:
     return out
 
 
+BEHAVIOUR_PREFIX, BEHAVIOUR_SUFFIX = "behaviour_", "_failure_rate"
+
+
+def behaviour_table(board: Leaderboard) -> Table | None:
+    """Failure rate per capability of the behaviour suite (``allystance evaluate --behaviour``),
+    one column per ranked run that was scored on it; None when none was. Rows: capabilities,
+    then the overall rate and the suite's digest (figures compare only on one digest)."""
+    ranked = [(rank, run) for rank, run in enumerate(board.runs, start=1) if "behaviour_failure_rate" in run.metrics]
+    if not ranked:
+        return None
+    names = sorted(
+        {
+            m.removeprefix(BEHAVIOUR_PREFIX).removesuffix(BEHAVIOUR_SUFFIX)
+            for _, run in ranked
+            for m in run.metrics
+            if m.startswith(BEHAVIOUR_PREFIX)
+            and m.endswith(BEHAVIOUR_SUFFIX)
+            and m != "behaviour_failure_rate"
+            and not m.startswith("behaviour_int8_")
+        }
+    )
+
+    def rate(run: RunSummary, metric: str) -> str:
+        value = run.metrics.get(metric)
+        return "-" if value is None else f"{value:.0%}"
+
+    rows = [(name, *(rate(run, f"{BEHAVIOUR_PREFIX}{name}{BEHAVIOUR_SUFFIX}") for _, run in ranked)) for name in names]
+    rows.append(("all", *(rate(run, "behaviour_failure_rate") for _, run in ranked)))
+    rows.append(("suite", *(run.tags.get("behaviour_suite_digest", "-")[:8] for _, run in ranked)))
+    headers = ("capability", *(f"#{rank} {run.family} {run.run_id[:8]}" for rank, run in ranked))
+    return Table("Behaviour suite: failure rate per capability (lower is better)", headers, tuple(rows))
+
+
 def _label(run: RunSummary, rank: int, params: str) -> str:
     return f"#{rank} {run.family} {run.run_id[:8]}" + (f" ({params})" if params else "")
 
@@ -238,6 +271,13 @@ def write_html(board: Leaderboard, path: Path, source: str) -> Path:
         "<h2>Per-topic scores</h2>",
         image_tag(uri, f"Per-topic F1 and stance macro-F1 of the top runs by {board.metric}"),
     ]
+    behaviour = behaviour_table(board)
+    if behaviour is not None:
+        parts += [
+            "<h2>Behaviour suite</h2>",
+            pd.DataFrame(list(behaviour.rows), columns=list(behaviour.headers)).to_html(index=False),
+            "<p class='note'>Failure rate per capability (allystance evaluate --behaviour), lower is better.</p>",
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html_page("allystance: run comparison", parts), encoding="utf-8")
     return path

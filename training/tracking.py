@@ -204,3 +204,30 @@ def promote_if_better(version: str, metric: str, value: float) -> tuple[bool, fl
     client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, version)
     mlflow.set_tag("promoted", "true")
     return True, current
+
+
+def run_of_model(uri: str) -> str | None:
+    """The id of the run that logged the model at ``uri`` (``models:/name/N``,
+    ``models:/name@alias``, ``runs:/ID/...``); None for a model folder, which has no run."""
+    uri = str(uri)
+    if uri.startswith("runs:/"):
+        return uri.removeprefix("runs:/").split("/", 1)[0]
+    if not uri.startswith("models:/"):
+        return None
+    client = MlflowClient()
+    name_and_ref = uri.removeprefix("models:/")
+    if "@" in name_and_ref:
+        name, alias = name_and_ref.split("@", 1)
+        return client.get_model_version_by_alias(name, alias).run_id
+    name, _, version = name_and_ref.partition("/")
+    return client.get_model_version(name, version).run_id
+
+
+def log_behaviour(run_id: str, metrics: dict[str, float], summary: dict, failures: Path) -> None:
+    """Add a behaviour-suite result to a model's run: the failure rates as metrics, the suite's
+    digest as a tag, and the failing cases and the summary as artifacts under ``behaviour/``."""
+    with mlflow.start_run(run_id=run_id):
+        log_metrics(metrics)
+        mlflow.set_tag("behaviour_suite_digest", summary["suite_digest"])
+        mlflow.log_dict(summary, "behaviour/summary.json")
+        mlflow.log_artifact(str(failures), "behaviour")

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from experiments.cli.common import print_tables, user_errors
+from experiments.defaults import BEHAVIOUR_FAILURES, BEHAVIOUR_SUITE
 from labels import DEFAULT_DATASET, read_records
 from labels.errors import UserError
 from labels.stats import Table
@@ -67,6 +68,50 @@ def evaluate_model(
     return EvaluationReport(result.metrics, by_origin, confusion)
 
 
+@dataclass
+class BehaviourReport:
+    """What ``allystance evaluate --behaviour`` did: the result, where the failing cases went,
+    and the run they were logged to (None when not logged)."""
+
+    result: object  # training.behaviour.BehaviourResult
+    failures_file: Path
+    run_id: str | None
+
+
+def evaluate_behaviour(
+    model: str,
+    suite: Path | None = None,
+    output: Path | None = None,
+    tracking_uri: str | None = None,
+    quantized: bool = False,
+    log: bool = True,
+) -> BehaviourReport:
+    """Run the behaviour suite on a model; write the failing cases to ``output`` (a folder;
+    the working directory when None) and log the failure rates to the model's run.
+
+    A model folder has no run, so nothing is logged for one.
+    """
+    from inference.model_io import load_predictor
+    from inference.store import use_store
+    from training.behaviour import load_suite, run_suite
+    from training.tracking import log_behaviour, run_of_model
+
+    loaded_suite = load_suite(suite or BEHAVIOUR_SUITE)  # before the model: a bad suite fails fast
+    is_uri = ":/" in str(model)
+    if is_uri:
+        use_store(tracking_uri)
+    predictor = load_predictor(model, quantized=quantized)
+    result = run_suite(loaded_suite, predictor)
+    failures = result.write_failures((output or Path(".")) / BEHAVIOUR_FAILURES)
+    run_id = run_of_model(model) if log and is_uri else None
+    if run_id is not None:
+        metrics = result.metrics()
+        if quantized:  # the int8 variant is a different model: its figures get their own names
+            metrics = {k.replace("behaviour_", "behaviour_int8_", 1): v for k, v in metrics.items()}
+        log_behaviour(run_id, metrics, result.summary(), failures)
+    return BehaviourReport(result, failures, run_id)
+
+
 @user_errors
 def evaluate_command(
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="MLflow model URI or a local model folder."),
@@ -76,6 +121,20 @@ def evaluate_command(
     tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ URIs."),
     quantized: bool = typer.Option(
         False, "--quantized", help="Score the dynamic int8 variant (transformer and embed models)."
+    ),
+    behaviour: bool = typer.Option(
+        False,
+        "--behaviour",
+        help="Run the behavioural suite instead: failure rate per capability, failing examples, and the failing cases written to <output>/behaviour_failures.jsonl (default: the working directory) and logged to the model's run.",
+    ),
+    suite: Path = typer.Option(
+        None,
+        "--suite",
+        help="A behaviour suite folder (--behaviour). [default: experiments/behaviour, the team's suite]",
+        show_default=False,
+    ),
+    log: bool = typer.Option(
+        True, "--log/--no-log", help="Log the behaviour figures to the model's MLflow run (--behaviour)."
     ),
 ) -> None:
     """Score a model on labelled data: per-topic P/R/F1, micro/macro F1, exact match, stance macro-F1, F_avg, end-to-end stance, a stance confusion table, and a table per origin when the records have one.
@@ -89,8 +148,18 @@ def evaluate_command(
         allystance evaluate --model models:/allystance/4 --quantized
 
         allystance evaluate --data ../shared/realnews/dev.jsonl --split all
+
+        allystance evaluate --behaviour --model models:/allystance/4 -o eval/
     """
     from training.evaluate import HEADLINE_METRICS
+
+    if behaviour:
+        if data != DEFAULT_DATASET or split != "test":
+            raise UserError("--behaviour runs the behaviour suite, not a labelled file: leave out --data and --split")
+        _print_behaviour(evaluate_behaviour(model, suite, output, tracking_uri, quantized, log))
+        return
+    if suite is not None:
+        raise UserError("--suite goes with --behaviour")
 
     report = evaluate_model(model, data, split, output, tracking_uri, quantized)
     metrics = report.metrics
@@ -147,3 +216,24 @@ def evaluate_command(
             )
         )
     print_tables(tables)
+
+
+def _print_behaviour(report: BehaviourReport, examples: int = 2) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    result = report.result
+    print_tables(result.tables())
+    console = Console()
+    shown = result.examples(examples)
+    if shown:
+        console.print(f"Failing examples (up to {examples} per capability)", highlight=False)
+        for heading, texts in shown:
+            console.print(f"  [bold]{escape(heading)}[/]", highlight=False)
+            for text in texts:
+                console.print(f"    {escape(text)}", highlight=False)
+        console.print()
+    failed = len(result.failures())
+    console.print(f"wrote {failed} failing cases to {report.failures_file}", highlight=False)
+    if report.run_id:
+        console.print(f"logged to run {report.run_id} (behaviour_* metrics, artifacts in behaviour/)", highlight=False)

@@ -32,7 +32,7 @@ def compare(
     include_search: bool = typer.Option(False, "--include-search", help="Also list the nested grid-search runs."),
     tracking_uri: str = TrackingOption,
 ) -> None:
-    """Rank runs by a metric: family, the parameters that differ, dataset digest, training time and every headline metric.
+    """Rank runs by a metric: family, the parameters that differ, dataset digest, training time and every headline metric, and the behaviour suite's failure rates of the runs scored on it.
 
     Nested grid-search runs are left out unless --include-search; runs that did not finish are always left out. The table shows the metrics of the split the sort metric is on; --html has both splits.
 
@@ -42,7 +42,7 @@ def compare(
 
         allystance experiments compare --metric test_stance_macro_f1 --top 5 --plot runs.png --html runs.html
     """
-    from experiments.leaderboard import rank_runs, tables, write_html, write_plot
+    from experiments.leaderboard import behaviour_table, rank_runs, tables, write_html, write_plot
     from experiments.run_reader import read_runs
     from inference.store import resolve_tracking_uri
 
@@ -51,6 +51,9 @@ def compare(
     # Eleven columns need about 95 characters; narrower consoles (and pipes, 80) would cut cells.
     console = Console()
     print_tables(tables(board), Console(width=max(console.width, 100)), left_columns=4)
+    behaviour = behaviour_table(board)
+    if behaviour is not None:
+        print_tables([behaviour], Console(width=max(console.width, 100)))
     if plot is not None:
         typer.echo(f"wrote {write_plot(board, plot)}")
     if html is not None:

@@ -1,130 +1,110 @@
 """Behavioural tests: what any good model must do, whatever its scores on the test split.
 
-Run against the baseline trained on the shipped data, and against any model given with
-``pytest tests/model --model-uri models:/allystance@champion``. The paragraphs are written
-for these tests and appear nowhere in the dataset.
+The cases are the team's behaviour suite (``experiments/behaviour``, one YAML file per
+capability; see its README). They run against the baseline trained on the shipped data,
+with a ceiling per capability (a regression guard: a capability that gets worse fails the
+build), and against any model given with ``pytest tests/model --model-uri URI``, which is
+held to the same ceilings: no worse than today's baseline on any capability.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
 import pytest
 
-from tests.model.conftest import SHIPPED_BASELINE
+from experiments.defaults import BEHAVIOUR_SUITE
+from inference.model_io import Predictor
+from training.behaviour import BehaviourResult, load_suite, run_suite
 
 pytestmark = pytest.mark.slow
 
-# Cases the shipped TF-IDF baseline is known to get wrong (measured on dataset v1): expected
-# failures for it alone, so they keep running and show as XPASS once a baseline learns them.
-# Not strict: a relabelled dataset may fix one, and that is no reason for a red build.
-BASELINE_KNOWN_FAILURES = {
-    # "insisted ... must sharply increase" has no n-gram the baseline ties to favor.
-    "demand-sma",
-    # Measured on dataset v2: the plain US demand sits at the favor/against boundary for the
-    # recipe's defaults (favor 0.57 with "James DeHart", 0.43 with "Robert Miller", 0.42 with
-    # "The negotiator"), so a name's character n-grams tip it; v2's many refusals that repeat
-    # "pay far more" pull it towards against.
-    "cost-envoy-name",
+# Failure rate per capability of the baseline trained in the test session (experiments/
+# baseline.yaml without its search, dataset v2, suite 772c14bc), measured when the suite was
+# written and rounded up to the next hundredth: one more failing case breaks the build. Lower
+# a ceiling when the baseline gets better; raise one only with a reason in the commit message.
+CEILINGS = {
+    "actions": 0.15,  # 3 of 21 cases fail
+    "attribution": 0.15,  # 3 of 20
+    "hedges": 0.50,  # 10 of 20
+    "negation": 0.27,  # 10 of 38
+    "off_domain": 0.22,  # 5 of 23
+    "reject_vs_echo": 0.64,  # 19 of 30
+    "resume_vs_suspend": 0.33,  # 9 of 28
+    "routine_facts": 0.17,  # 3 of 18
+    "state_media": 0.10,  # 2 of 20
+    "swaps": 0.15,  # 3 of 20
+    "two_sides": 0.72,  # 10 of 14
+    "typos_casing": 0.15,  # 2 of 14
 }
 
-# Invariance: who is speaking and when does not change what a paragraph is about or its stance.
-NAME_SWAPS = [
-    pytest.param(
-        "{}, the chief US negotiator, told reporters that Seoul must pay far more for the American "
-        "troops stationed in Korea and that the current split of the bill was no longer sustainable.",
-        ["James DeHart", "Robert Miller", "Linda Thompson"],
-        id="cost-envoy-name",
-    ),
-    pytest.param(
-        "Unification minister {} said the government would send rice and fertiliser to the North and "
-        "called for an early resumption of inter-Korean dialogue.",
-        ["Kim Yeon-chul", "Park Ji-won", "Lee Jong-seok"],
-        id="aid-minister-name",
-    ),
-    pytest.param(
-        "A spokesman for the North's army, {}, warned that the allies' combined military drills were a "
-        "rehearsal for invasion and would be met with an overwhelming response.",
-        ["Kim Yong-chol", "Ri Son-gwon", "Pak Jong-chon"],
-        id="drills-spokesman-name",
-    ),
-]
-DATE_SWAPS = [
-    pytest.param(
-        "Seoul and Washington agreed on {} to delay the transfer of wartime operational control until "
-        "South Korea meets the conditions set by the alliance.",
-        ["Monday", "October 23", "14 March 2019", "2024-11-02"],
-        id="opcon-delay-date",
-    ),
-    pytest.param(
-        "Opposition lawmakers said on {} that the US demand for a fivefold increase in South Korea's "
-        "payment for American troops was extortion and urged the government to reject it.",
-        ["Tuesday", "November 19", "5 December 2019", "2025-07-30"],
-        id="cost-extortion-date",
-    ),
-]
 
-# Direction: turning a demand into its refusal flips the cost-sharing stance.
-DEMAND_REFUSAL = [
-    pytest.param(
-        "Washington demanded that Seoul pay far more for the upkeep of American troops under the new "
-        "cost-sharing deal, saying the allies' current split was unfair to US taxpayers.",
-        "Seoul refused Washington's demand that it pay far more for the upkeep of American troops under "
-        "the new cost-sharing deal, calling the figure excessive and unfair.",
-        id="demand-upkeep",
-    ),
-    pytest.param(
-        "The US negotiator insisted that South Korea must sharply increase its contribution under the "
-        "Special Measures Agreement before talks could conclude.",
-        "South Korean negotiators rejected the US call to sharply increase Seoul's contribution under the "
-        "Special Measures Agreement, saying they would not accept an unreasonable burden.",
-        id="demand-sma",
-    ),
-    pytest.param(
-        "The US president said South Korea is a wealthy country and should pay much more for the "
-        "protection that American troops provide.",
-        "Seoul said South Korea already pays its fair share for the American troops and would not "
-        "accept a bigger bill.",
-        id="demand-wealthy",
-    ),
-]
-
-# No alliance content: no topic.
-OFF_DOMAIN = [
-    "The K-pop group announced a twelve-city world tour that opens in Los Angeles next spring.",
-    "Samsung Electronics reported a rise in quarterly operating profit on strong memory chip sales.",
-    "Heavy rain flooded several roads in southern Gyeonggi province on Tuesday, the weather agency said.",
-    "Subscribe to our newsletter for the latest headlines, delivered to your inbox every morning.",
-]
+def breaches(rates: dict[str, float], ceilings: dict[str, float]) -> list[str]:
+    """Capabilities whose failure rate is over its ceiling, as readable lines; a capability
+    with no ceiling is one too, so that the guard covers every capability."""
+    out = []
+    for name, rate in rates.items():
+        if name not in ceilings:
+            out.append(f"{name}: no ceiling in CEILINGS (measured {rate:.3f})")
+        elif rate > ceilings[name] + 1e-9:
+            out.append(f"{name}: failure rate {rate:.3f} is over its ceiling {ceilings[name]:.2f}")
+    return out
 
 
-def _labels(prediction) -> tuple[list[str], dict[str, str]]:
-    return prediction.topics, prediction.stance
+def stance_swapped(predictor: Predictor, a: str = "favor", b: str = "against") -> Predictor:
+    """``predictor`` with stance labels ``a`` and ``b`` swapped: a deliberately broken model."""
+    order = list(range(len(predictor.schema.stance_values)))
+    i, j = predictor.schema.stance_values.index(a), predictor.schema.stance_values.index(b)
+    order[i], order[j] = j, i
+
+    class Swapped:
+        def predict_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+            topics, stance = predictor.model.predict_scores(texts)
+            return topics, stance[:, :, order]
+
+    return Predictor(Swapped(), predictor.meta, predictor.schema, source=f"{predictor.source} (swapped)")
 
 
-@pytest.fixture(autouse=True)
-def _baseline_known_failures(request) -> None:
-    params = getattr(request.node, "callspec", None)
-    on_baseline = params is not None and params.params.get("predictor") == SHIPPED_BASELINE
-    if on_baseline and any(known in params.id for known in BASELINE_KNOWN_FAILURES):
-        request.applymarker(pytest.mark.xfail(strict=False, reason="known baseline failure"))
+@pytest.fixture(scope="session")
+def suite():
+    return load_suite(BEHAVIOUR_SUITE)
 
 
-@pytest.mark.parametrize(("template", "fillers"), NAME_SWAPS + DATE_SWAPS)
-def test_swapping_a_name_or_a_date_leaves_the_labels_alone(predictor, template, fillers):
-    """Invariance: the labels of a paragraph do not depend on who said it or when."""
-    predictions = predictor.predict([template.format(f) for f in fillers])
-    first = _labels(predictions[0])
-    assert first[0], f"no topic found in {template.format(fillers[0])!r}"
-    for filler, prediction in zip(fillers, predictions, strict=True):
-        assert _labels(prediction) == first, f"{filler!r} changed the labels"
+def _report(result: BehaviourResult) -> str:
+    lines = [f"{name}: {rate:.3f}" for name, rate in result.failure_rates().items()]
+    for heading, texts in result.examples(3):
+        lines += [heading, *(f"    {t}" for t in texts)]
+    return "\n".join(lines)
 
 
-@pytest.mark.parametrize(("demand", "refusal"), DEMAND_REFUSAL)
-def test_refusing_a_demand_flips_the_cost_sharing_stance(predictor, demand, refusal):
-    """Direction: a demand to pay more is favor; refusing it is against."""
-    asked, refused = predictor.predict([demand, refusal])
-    assert "cost_sharing" in asked.topics and "cost_sharing" in refused.topics
-    assert asked.stance["cost_sharing"] == "favor"
-    assert refused.stance["cost_sharing"] == "against"
+def test_the_suite_covers_ten_capabilities_and_every_kind(suite):
+    assert len(suite.cases) >= 250
+    assert len(suite.capabilities) >= 10
+    assert {c.kind for c in suite.cases} == {"MFT", "INV", "DIR"}
+    assert len({c.id for c in suite.cases}) == len(suite.cases), "case ids must be unique"
+    # Every template slot was filled: a stray brace means a filler is missing.
+    assert not [t for t in suite.texts if "{" in t or "}" in t]
 
 
-def test_a_paragraph_with_no_alliance_content_gets_no_topic(predictor):
-    for text, prediction in zip(OFF_DOMAIN, predictor.predict(OFF_DOMAIN), strict=True):
-        assert prediction.topics == [], f"{text!r} got {prediction.topics}"
+def test_no_capability_is_worse_than_its_ceiling(predictor, suite):
+    """The regression guard: one more failing case in any capability fails the build (for a
+    ``--model-uri`` model: it must be no worse than the baseline on any capability)."""
+    result = run_suite(suite, predictor)
+    assert breaches(result.failure_rates(), CEILINGS) == [], _report(result)
+
+
+def test_every_ceiling_names_a_capability_of_the_suite(suite):
+    assert set(CEILINGS) == {c.name for c in suite.capabilities}
+
+
+def test_a_model_with_favor_and_against_swapped_breaks_the_guard(suite, shipped_baseline):
+    sound = run_suite(suite, shipped_baseline).failure_rates()
+    broken = run_suite(suite, stance_swapped(shipped_baseline)).failure_rates()
+    failed = breaches(broken, CEILINGS)
+    assert {"actions", "attribution", "negation", "resume_vs_suspend", "state_media"} <= {
+        line.split(":")[0] for line in failed
+    }, failed
+    # Cases that expect neutral, no topic or unchanged labels cannot tell the swap apart.
+    for name in ("off_domain", "routine_facts", "two_sides", "swaps", "typos_casing"):
+        assert broken[name] == pytest.approx(sound[name]), name
