@@ -21,22 +21,24 @@ from training.behaviour import BehaviourResult, load_suite, run_suite
 pytestmark = pytest.mark.slow
 
 # Failure rate per capability of the baseline trained in the test session (experiments/
-# baseline.yaml without its search, dataset v2, suite 772c14bc), measured when the suite was
-# written and rounded up to the next hundredth: one more failing case breaks the build. Lower
-# a ceiling when the baseline gets better; raise one only with a reason in the commit message.
+# baseline.yaml without its search, dataset v3, suite 772c14bc), rounded up to the next
+# hundredth: one more failing case breaks the build. Lower a ceiling when the baseline gets
+# better; raise one only with a reason in the commit message. Retrained on dataset v3, four
+# capabilities got one case worse than on v2 (actions, hedges, reject_vs_echo, routine_facts)
+# and five got better (attribution, negation, off_domain, state_media, swaps).
 CEILINGS = {
-    "actions": 0.15,  # 3 of 21 cases fail
-    "attribution": 0.15,  # 3 of 20
-    "hedges": 0.50,  # 10 of 20
-    "negation": 0.27,  # 10 of 38
-    "off_domain": 0.22,  # 5 of 23
-    "reject_vs_echo": 0.64,  # 19 of 30
-    "resume_vs_suspend": 0.33,  # 9 of 28
-    "routine_facts": 0.17,  # 3 of 18
-    "state_media": 0.10,  # 2 of 20
-    "swaps": 0.15,  # 3 of 20
-    "two_sides": 0.72,  # 10 of 14
-    "typos_casing": 0.15,  # 2 of 14
+    "actions": 0.20,  # 4 of 21 cases fail (v2: 3)
+    "attribution": 0.10,  # 2 of 20 (v2: 3)
+    "hedges": 0.55,  # 11 of 20 (v2: 10)
+    "negation": 0.24,  # 9 of 38 (v2: 10)
+    "off_domain": 0.18,  # 4 of 23 (v2: 5)
+    "reject_vs_echo": 0.67,  # 20 of 30 (v2: 19)
+    "resume_vs_suspend": 0.33,  # 9 of 28 (v2: 9)
+    "routine_facts": 0.23,  # 4 of 18 (v2: 3)
+    "state_media": 0.00,  # 0 of 20 (v2: 2)
+    "swaps": 0.05,  # 1 of 20 (v2: 3)
+    "two_sides": 0.72,  # 10 of 14 (v2: 10)
+    "typos_casing": 0.15,  # 2 of 14 (v2: 2)
 }
 
 
