@@ -112,6 +112,25 @@ def tune_thresholds(gold_topics: np.ndarray, scores: np.ndarray, grid: Sequence[
     return out
 
 
+def precision_thresholds(
+    gold_topics: np.ndarray, scores: np.ndarray, floor: Sequence[float], target: float
+) -> list[float]:
+    """Per topic, the lowest threshold at or above ``floor`` whose precision on these labels
+    reaches ``target`` (an operating point for streams, where most paragraphs are off-topic);
+    a topic that never reaches it keeps a threshold just above its highest score (no labels)."""
+    out = []
+    for t in range(gold_topics.shape[1]):
+        column, gold = scores[:, t], gold_topics[:, t].astype(bool)
+        chosen = float(column.max()) + 1e-6 if len(column) else float(floor[t])
+        for candidate in np.unique(column[column >= floor[t]]):
+            given = column >= candidate
+            if gold[given].mean() >= target:
+                chosen = float(candidate)
+                break
+        out.append(chosen)
+    return out
+
+
 def topic_metrics(gold: np.ndarray, pred: np.ndarray, schema: LabelSchema) -> dict[str, float]:
     p, r, f, _ = precision_recall_fscore_support(gold, pred, average=None, zero_division=0, labels=range(gold.shape[1]))
     out: dict[str, float] = {}

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from labels import load_schema
-from training.evaluate import evaluate, tune_thresholds
+from training.evaluate import evaluate, precision_thresholds, tune_thresholds
 
 SCHEMA = load_schema()
 
@@ -71,6 +71,19 @@ def test_thresholds_maximise_dev_f1():
     scores = np.array([[0.3], [0.35], [0.2], [0.1]])
     (threshold,) = tune_thresholds(gold, scores)
     assert 0.2 < threshold <= 0.3
+
+
+def test_precision_thresholds_rise_until_the_target_is_reached():
+    # Topic 0: scores 0.9 (gold), 0.8 (not), 0.7 (gold), 0.6 (not). At the F1 floor 0.5 the
+    # precision is 0.5; from 0.9 it is 1.0. Topic 1 never reaches the target: no labels.
+    gold = np.array([[1, 0], [0, 0], [1, 0], [0, 0]])
+    scores = np.array([[0.9, 0.9], [0.8, 0.1], [0.7, 0.1], [0.6, 0.1]])
+    high, none = precision_thresholds(gold, scores, floor=[0.5, 0.5], target=0.95)
+    assert high == 0.9
+    assert none > 0.9 and not (scores[:, 1] >= none).any()
+    # A lower target stops earlier: from 0.7 two of three given are right.
+    (low, _) = precision_thresholds(gold, scores, floor=[0.5, 0.5], target=0.6)
+    assert low == 0.7
 
 
 def test_end_to_end_stance_macro_f1_counts_a_missed_topic_as_wrong():
