@@ -9,6 +9,7 @@ from the label schema, never from the data; a row naming anything else is an err
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,7 @@ THIN_ALPHA = 0.35  # thin groups' stance bars are faded: visible, but not read a
 MAX_SOURCES = 12  # sources charted one by one; the rest are charted together (CSV has all)
 NO_SOURCE = "(no source)"
 REQUIRED = ("id", "topics", "stance")
+EVIDENCE_EXAMPLES = 3  # paragraphs shown with their evidence per topic and stance (predict --explain)
 
 
 class ReportError(UserError):
@@ -45,6 +47,10 @@ class Predictions:
     undated: int = 0  # rows with no date
     bad_dates: int = 0  # rows whose date could not be read as YYYY-MM-DD
     models: list[str] = field(default_factory=list)
+    # From 'predict --explain': the first EVIDENCE_EXAMPLES rows of each (topic, stance),
+    # each {"id", "text", "stance", "evidence"}; and how many rows carried evidence.
+    examples: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
+    explained: int = 0
 
     @property
     def dated(self) -> pd.DataFrame:
@@ -134,7 +140,14 @@ def read_predictions(path: Path, schema: LabelSchema | None = None) -> Predictio
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    rows = [_checked(where, row, schema) for where, row in _rows(path)]
+    rows, examples, explained = [], {}, 0
+    for where, raw in _rows(path):
+        row = _checked(where, raw, schema)
+        rows.append(row)
+        evidence = _decoded(raw.get("evidence"), where, "evidence")
+        if isinstance(evidence, dict) and raw.get("text") is not None:
+            explained += 1
+            _keep_example(examples, row, str(raw["text"]), evidence)
     if not rows:
         raise ReportError(f"{path}: no prediction rows")
     frame = pd.DataFrame(rows)
@@ -143,7 +156,15 @@ def read_predictions(path: Path, schema: LabelSchema | None = None) -> Predictio
     undated = int(raw.isna().sum())
     bad_dates = int((raw.notna() & frame["date"].isna()).sum())
     models = sorted({m for m in frame["model"] if m})
-    return Predictions(path, frame, undated, bad_dates, models)
+    return Predictions(path, frame, undated, bad_dates, models, examples, explained)
+
+
+def _keep_example(examples: dict, row: dict, text: str, evidence: dict) -> None:
+    """Keep a row as an example of each (topic, stance) it has that is still short of examples."""
+    for topic, stance in row["stance"].items():
+        kept = examples.setdefault((topic, stance), [])
+        if len(kept) < EVIDENCE_EXAMPLES and isinstance(evidence.get(topic), dict):
+            kept.append({"id": row["id"], "text": text, "stance": stance, "evidence": evidence[topic]})
 
 
 # -- counting ----------------------------------------------------------------------------
@@ -532,6 +553,66 @@ def plot_stance_by_source(
     return fig
 
 
+# -- evidence (predict --explain) ----------------------------------------------------------
+
+
+def highlight(text: str, evidence: dict, stance: str) -> str:
+    """A paragraph as HTML with its evidence marked: words behind the topic underlined, words
+    behind the stance in bold on the stance's colour, words for the runner-up stance in
+    italics with a dotted line (so colour is never the only cue); weights in the tooltips."""
+    marks: list[tuple[int, int, str, str]] = []
+    for kind, key in (("ev-topic", "topic"), (f"ev-stance ev-{stance}", "stance"), ("ev-versus", "versus_evidence")):
+        label = {"topic": "topic", "stance": stance, "versus_evidence": evidence.get("versus", "")}[key]
+        for phrase in evidence.get(key) or []:
+            start, end = int(phrase["start"]), int(phrase["end"])
+            if 0 <= start < end <= len(text):
+                marks.append((start, end, kind, f"{label} {phrase['weight']:+.2f}"))
+    cuts = sorted({0, len(text), *(m[0] for m in marks), *(m[1] for m in marks)})
+    out = []
+    for a, b in itertools.pairwise(cuts):
+        covering = [m for m in marks if m[0] <= a and b <= m[1]]
+        piece = html.escape(text[a:b])
+        if covering:
+            classes = " ".join(dict.fromkeys(c for m in covering for c in m[2].split()))
+            title = html.escape("; ".join(m[3] for m in covering), quote=True)
+            piece = f"<span class='{classes}' title='{title}'>{piece}</span>"
+        out.append(piece)
+    return "".join(out)
+
+
+def _phrase_list(phrases: Sequence[dict]) -> str:
+    return ", ".join(f"{html.escape(p['text'])} {p['weight']:+.2f}" for p in phrases) or "-"
+
+
+def evidence_section(predictions: Predictions, schema: LabelSchema) -> list[str]:
+    """HTML: per topic and stance, the first paragraphs of the file with their evidence marked."""
+    parts = [
+        "<h2>Evidence behind the labels</h2>",
+        f"<p class='note'>{predictions.explained} paragraphs carry evidence (allystance predict --explain). "
+        f"Up to {EVIDENCE_EXAMPLES} per topic and stance, the first in the file. "
+        "<span class='ev-topic'>Underlined</span>: words behind the topic; "
+        "<span class='ev-stance ev-neutral'>bold, shaded in the stance's colour</span>: words behind the stance "
+        "rather than the runner-up; <span class='ev-versus'>italic, dotted</span>: words for the runner-up. "
+        "Hover for the weights (the model's logit units).</p>",
+    ]
+    for topic in schema.topics:
+        for value in schema.stance_values:
+            kept = predictions.examples.get((topic.id, value), [])
+            if not kept:
+                continue
+            parts.append(f"<h3>{html.escape(topic.name)}: {html.escape(value)}</h3>")
+            for example in kept:
+                ev = example["evidence"]
+                parts.append(
+                    f"<div class='evidence'><p>{highlight(example['text'], ev, value)}</p>"
+                    f"<p class='note'>{html.escape(example['id'])}. Topic: {_phrase_list(ev.get('topic', []))}. "
+                    f"{html.escape(value)} over {html.escape(str(ev.get('versus', '-')))}: "
+                    f"{_phrase_list(ev.get('stance', []))}. For {html.escape(str(ev.get('versus', '-')))}: "
+                    f"{_phrase_list(ev.get('versus_evidence', []))}.</p></div>"
+                )
+    return parts
+
+
 # -- the report --------------------------------------------------------------------------
 
 
@@ -564,6 +645,7 @@ def _summary(predictions: Predictions) -> list[tuple[str, str]]:
         ("unreadable date", str(predictions.bad_dates)),
         ("sources", str(frame["source"].nunique())),
         ("models", ", ".join(predictions.models) or "-"),
+        *([("with evidence (--explain)", str(predictions.explained))] if predictions.explained else []),
     ]
 
 
@@ -635,6 +717,8 @@ def write_report(
             image_tag(png_data_uri(mix_png), f"Stance mix per topic, by {grouping}"),
             _mix_table(mix, grouping, schema).to_html(na_rep="-"),
         ]
+    if predictions.explained:
+        sections += evidence_section(predictions, schema)
     page = output / "report.html"
     page.write_text(html_page(f"allystance coverage report: {predictions.path.name}", sections), encoding="utf-8")
     files.append(page)

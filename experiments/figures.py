@@ -72,6 +72,10 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
 th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; }
 .note { color: #555; font-size: 0.9em; }
+.evidence { border-left: 3px solid #ccc; padding-left: 0.8em; margin: 0.8em 0; }
+.ev-topic { text-decoration: underline; text-decoration-thickness: 2px; text-underline-offset: 3px; }
+.ev-stance { font-weight: bold; } .ev-favor { background: #cfe3f3; } .ev-against { background: #f8d9c4; }
+.ev-neutral { background: #e6e6e6; } .ev-versus { font-style: italic; border-bottom: 2px dotted #555; }
 """
 
 

@@ -48,6 +48,22 @@ class BlendedTopicStance:
     def predict_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         return combine([m.score(texts) for m in self.members], self.topic_weights, self.stance_weights)
 
+    def word_attributions(self, texts: Sequence[str]) -> list:
+        """The members' word contributions, each scaled per topic, weighted as the scores are."""
+        from inference.explain import blend_attributions
+        from inference.model_io import ModelLoadError
+
+        parts = []
+        for member in self.members:
+            attribute = getattr(member.model, "word_attributions", None)
+            if attribute is None:
+                raise ModelLoadError(f"blend member {member.meta.family} cannot explain its labels")
+            parts.append(attribute(texts))
+        return [
+            blend_attributions(per_text, self.topic_weights, self.stance_weights)
+            for per_text in zip(*parts, strict=True)
+        ]
+
     def save_pretrained(self, folder: str | Path) -> None:
         from inference.model_io import save_model
 

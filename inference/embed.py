@@ -20,6 +20,7 @@ import torch
 
 from inference.encoder import (
     iterate_batches,
+    last_hidden_states,
     load_activation_ranges,
     load_encoder,
     mean_pool,
@@ -28,8 +29,9 @@ from inference.encoder import (
     record_activation_ranges,
     save_activation_ranges,
     tokenize,
+    tokenize_with_offsets,
 )
-from inference.tfidf import stance_scores, topic_scores
+from inference.tfidf import head_coefficients, linear_attributions, stacked_weights, stance_scores, topic_scores
 
 WEIGHTS = "embed"  # ModelMeta.weights for this family
 HEADS_FILE = "heads.joblib"
@@ -108,6 +110,42 @@ class EmbedTopicStance:
             topic_scores(self.topic_heads_, X),
             stance_scores(self.stance_heads_, X, self.n_topics_, self.n_stance_classes),
         )
+
+    def token_shares(self, normalized: Sequence[str]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+        """Per (already normalised) text, each token's character offsets and its share of the
+        features (L x H): the embedding is the mean of the token states scaled to unit length,
+        so each token carries its state / (length x norm), and the shares add up to it."""
+        embedder = self.embedder
+        items, offsets = tokenize_with_offsets(embedder.tokenizer, normalized, embedder.max_length)
+        states = last_hidden_states(
+            embedder.encoder, items, embedder.tokenizer.pad_token_id, embedder.device, embedder.batch_size
+        )
+        out = []
+        for state, offset in zip(states, offsets, strict=True):
+            state = state.numpy().astype(np.float64)
+            norm = max(float(np.linalg.norm(state.mean(axis=0))), 1e-12)
+            out.append((offset, state / (len(state) * norm)))
+        return out
+
+    def word_attributions(self, texts: Sequence[str]) -> list:
+        """Each word's contribution to the logits: its tokens' shares of the embedding times
+        the heads' weights (see :meth:`token_shares`)."""
+        from inference.explain import WordAttribution, split_words, tokens_to_words
+
+        hidden = self.embedder.encoder.config.hidden_size
+        weights = stacked_weights(
+            *head_coefficients(self.topic_heads_, self.stance_heads_, self.n_stance_classes, hidden)
+        )
+        words = [split_words(t) for t in texts]
+        out = []
+        for paragraph, (offsets, shares) in zip(words, self.token_shares([w.normalized for w in words]), strict=True):
+            per_word = tokens_to_words(paragraph, offsets).T @ shares  # W x H
+            out.append(
+                WordAttribution(
+                    paragraph, *linear_attributions(per_word, weights, self.n_topics_, self.n_stance_classes)
+                )
+            )
+        return out
 
     @property
     def quantized(self) -> bool:

@@ -393,3 +393,47 @@ def iterate_batches(items: Sequence[dict], batch_size: int) -> Iterator[tuple[np
     """Inference batches, longest first, with the original indices of their items."""
     for idx in length_sorted_batches([len(i["input_ids"]) for i in items], batch_size):
         yield idx, [items[i] for i in idx]
+
+
+# -- token states for explanations (inference.explain) ------------------------------------------
+
+
+def tokenize_with_offsets(
+    tokenizer, normalized: Sequence[str], max_length: int, first: Sequence[str] | None = None
+) -> tuple[list[dict[str, list[int]]], list[list[tuple[int, int]]]]:
+    """Token ids of already-normalised texts, and each token's character span in its text;
+    special tokens, and with ``first`` (pairs) the first sequence's tokens, get ``(0, 0)``."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError("explanations need a fast tokenizer (tokenizer.json) in the model folder")
+    if first is None:
+        enc = tokenizer(list(normalized), truncation=True, max_length=max_length, return_offsets_mapping=True)
+    else:
+        enc = tokenizer(
+            list(first), list(normalized), truncation="only_second", max_length=max_length, return_offsets_mapping=True
+        )
+    keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
+    wanted = 0 if first is None else 1
+    items, offsets = [], []
+    for i in range(len(normalized)):
+        items.append({k: enc[k][i] for k in keys})
+        sequence = enc.sequence_ids(i)
+        offsets.append(
+            [
+                (int(a), int(b)) if s == wanted else (0, 0)
+                for (a, b), s in zip(enc["offset_mapping"][i], sequence, strict=True)
+            ]
+        )
+    return items, offsets
+
+
+def last_hidden_states(
+    encoder: torch.nn.Module, items: Sequence[dict], pad_id: int, device: torch.device | str, batch_size: int
+) -> list[torch.Tensor]:
+    """Each item's last hidden states (its own length x H, float32 on CPU)."""
+    out: list[torch.Tensor] = [torch.empty(0)] * len(items)
+    with torch.inference_mode():
+        for idx, batch_items in iterate_batches(items, batch_size):
+            hidden = encoder(**pad(batch_items, pad_id, device)).last_hidden_state.float().cpu()
+            for row, i in enumerate(idx):
+                out[i] = hidden[row, : len(items[i]["input_ids"])]
+    return out

@@ -115,6 +115,27 @@ class Predictor:
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         return self.decide(*self.score(texts))
 
+    def explain(self, texts: Sequence[str], predictions: Sequence[Prediction] | None = None) -> list[dict]:
+        """The evidence behind each paragraph's labels (see ``inference.explain``): per
+        predicted topic, the phrases that drove the topic, its stance, and the runner-up stance.
+
+        ``predictions`` are this model's predictions of ``texts`` when already made.
+        """
+        from inference.explain import evidence
+
+        attribute = getattr(self.model, "word_attributions", None)
+        if attribute is None:
+            raise UserError(f"the {self.meta.family} family cannot explain its labels; run without --explain")
+        texts = list(texts)
+        predictions = list(predictions) if predictions is not None else self.predict(texts)
+        topic_ids, stances = self.schema.topic_ids, self.schema.stance_values
+        labelled = [i for i, p in enumerate(predictions) if p.topics]  # most news paragraphs have none
+        out: list[dict] = [{} for _ in texts]
+        for i, attribution in zip(labelled, attribute([texts[i] for i in labelled]) if labelled else [], strict=True):
+            p = predictions[i]
+            out[i] = evidence(attribution, p.topics, p.stance, p.stance_scores, topic_ids, stances)
+        return out
+
 
 def save_model(folder: str | Path, model: ScoringModel, meta: ModelMeta) -> Path:
     """Write a model folder: ``allystance.json`` plus the weights."""

@@ -44,6 +44,7 @@ class PredictSettings:
     keep_related: bool = False
     max_chars: int = 100_000
     workers: int = 1  # processes scoring batches in parallel (scikit-learn models; see score_batches)
+    explain: bool = False  # add each row's evidence (inference.explain); costs nothing when off
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,12 +239,18 @@ def score_batches(
 
 
 def rows_for(
-    batch: list[Unit], predictor: Predictor, model_label: str, scores: tuple[np.ndarray, np.ndarray] | None = None
+    batch: list[Unit],
+    predictor: Predictor,
+    model_label: str,
+    scores: tuple[np.ndarray, np.ndarray] | None = None,
+    explain: bool = False,
 ) -> list[dict[str, Any]]:
-    """Output rows for a scored batch (the fields in ``OUTPUT_FIELDS`` plus metadata)."""
+    """Output rows for a scored batch (the fields in ``OUTPUT_FIELDS`` plus metadata, and
+    ``evidence`` when ``explain``)."""
     predictions = predictor.decide(*(scores or predictor.score([u.text for u in batch])))
+    evidence = predictor.explain([u.text for u in batch], predictions) if explain else None
     rows = []
-    for unit, p in zip(batch, predictions, strict=True):
+    for i, (unit, p) in enumerate(zip(batch, predictions, strict=True)):
         row: dict[str, Any] = {
             "id": unit.id,
             "article_id": unit.article_id,
@@ -255,6 +262,8 @@ def rows_for(
             "stance_scores": p.stance_scores,
             "model": model_label,
         }
+        if evidence is not None:
+            row["evidence"] = evidence[i]
         row.update(unit.meta)
         rows.append(row)
     return rows
@@ -293,13 +302,16 @@ def _read_rows(path: Path) -> Iterator[dict]:
 
 
 def _columns(rows_path: Path) -> list[str]:
-    """Output columns: the fixed fields plus whichever metadata fields any row carries."""
+    """Output columns: the fixed fields, ``evidence`` when rows carry it (every row does or
+    none), and whichever metadata fields any row carries."""
     present: set[str] = set()
-    for row in _read_rows(rows_path):
+    evidence = False
+    for i, row in enumerate(_read_rows(rows_path)):
+        evidence = evidence or (i == 0 and "evidence" in row)
         present.update(k for k in METADATA_FIELDS if k in row)
         if len(present) == len(METADATA_FIELDS):
             break
-    return [*OUTPUT_FIELDS, *(k for k in METADATA_FIELDS if k in present)]
+    return [*OUTPUT_FIELDS, *(["evidence"] if evidence else []), *(k for k in METADATA_FIELDS if k in present)]
 
 
 def write_final(partial: Path, output: Path, fmt: str) -> None:
@@ -336,6 +348,7 @@ def _write_parquet(partial: Path, tmp: Path, columns: list[str], chunk: int = 10
         "topic_scores": pa.map_(pa.string(), pa.float64()),
         "stance_scores": nested,
         "model": pa.string(),
+        "evidence": pa.string(),  # JSON: nested phrase lists do not fit a fixed Parquet type well
         **{k: pa.string() for k in METADATA_FIELDS},
     }
     schema = pa.schema([(c, types[c]) for c in columns])
@@ -347,6 +360,8 @@ def _write_parquet(partial: Path, tmp: Path, columns: list[str], chunk: int = 10
             for c in maps:
                 data[c] = [list(v.items()) for v in data[c]]
             data["stance_scores"] = [[(t, list(s.items())) for t, s in v.items()] for v in data["stance_scores"]]
+            if "evidence" in data:
+                data["evidence"] = [json.dumps(v, ensure_ascii=False) for v in data["evidence"]]
             writer.write_table(pa.table(data, schema=schema))
 
 
@@ -435,7 +450,7 @@ def predict_files(
             raise UserError("--resume needs an output file, not standard output")
         out = stdout or sys.stdout
         for batch, *scores in score_batches(_batches(units, settings.batch_size, report), predictor, settings.workers):
-            for row in rows_for(batch, predictor, model_label, tuple(scores)):
+            for row in rows_for(batch, predictor, model_label, tuple(scores), settings.explain):
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 report.count(row)
             out.flush()
@@ -464,7 +479,7 @@ def predict_files(
                     report.count(row)
             scored = score_batches(_batches(units, settings.batch_size, report), predictor, settings.workers)
             for batch, *scores in scored:
-                for row in rows_for(batch, predictor, model_label, tuple(scores)):
+                for row in rows_for(batch, predictor, model_label, tuple(scores), settings.explain):
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                     report.count(row)
                 fh.flush()  # a kill now loses at most the batch being scored

@@ -55,6 +55,23 @@ class KeywordRules:
         self.neutral_index = neutral_index
         self.patterns_ = [re.compile("|".join(KEYWORDS[t]), re.IGNORECASE) for t in self.topic_ids]
 
+    def word_attributions(self, texts: Sequence[str]) -> list:
+        """The words of the patterns that matched, one point per match; stance has none."""
+        from inference.explain import WordAttribution, split_words
+
+        out = []
+        for text in texts:
+            words = split_words(text)
+            topic = np.zeros((len(self.topic_ids), len(words)))
+            for t, pattern in enumerate(self.patterns_):
+                for match in pattern.finditer(text):
+                    for w, (start, end) in enumerate(words.original):
+                        if start < match.end() and match.start() < end:
+                            topic[t, w] += 1.0
+            stance = np.zeros((len(self.topic_ids), self.n_stance_classes, len(words)))
+            out.append(WordAttribution(words, topic, stance))
+        return out
+
     def predict_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         topics = np.array([[float(bool(p.search(text))) for p in self.patterns_] for text in texts])
         topics = topics.reshape(len(texts), len(self.topic_ids))

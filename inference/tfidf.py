@@ -6,6 +6,7 @@ the recipe, search and tracking that produce it live in ``training.baseline``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -292,3 +293,142 @@ class TfidfTopicStance(BaseEstimator):
             topic_scores(self.topic_heads_, X),
             stance_scores(self.stance_heads_, X, self.n_topics_, self.n_stance_classes),
         )
+
+    def word_attributions(self, texts: Sequence[str]) -> list:
+        """Each word's contribution to the logits (coefficient x feature), per paragraph."""
+        from inference.explain import WordAttribution, split_words
+
+        X = fast_transform(self.features_, texts)
+        weights = stacked_weights(
+            *head_coefficients(self.topic_heads_, self.stance_heads_, self.n_stance_classes, X.shape[1])
+        )
+        out = []
+        for i, text in enumerate(texts):
+            words = split_words(text)
+            shares = feature_shares(self.features_, words, X[i])
+            out.append(
+                WordAttribution(words, *linear_attributions(shares, weights, self.n_topics_, self.n_stance_classes))
+            )
+        return out
+
+
+# -- evidence (allystance predict --explain; see inference.explain) ---------------------------
+
+
+def _class_coefficients(model: LogisticRegression, n_classes: int) -> np.ndarray:
+    """A fitted logistic regression as one weight row per stance class (S x F): the logit of
+    each class up to a shared term. A two-class model scores its second class against its
+    first; classes it never saw get zeros (they are never predicted)."""
+    coef = np.asarray(model.coef_)
+    out = np.zeros((n_classes, coef.shape[1]))
+    classes = list(model.classes_)
+    if len(classes) == 2:
+        out[classes[1]] = coef[0]
+    else:
+        out[classes] = coef
+    return out
+
+
+def _binary_coefficients(head, n_features: int) -> np.ndarray:
+    """The weights of a topic head's logit (F): logistic regression's own, a calibrated SVM's
+    averaged over its folds with each fold's sigmoid slope; none for a constant head."""
+    if isinstance(head, _Constant):
+        return np.zeros(n_features)
+    if isinstance(head, CalibratedClassifierCV):
+        folds = [-fold.calibrators[0].a_ * np.asarray(fold.estimator.coef_[0]) for fold in head.calibrated_classifiers_]
+        return np.mean(folds, axis=0)
+    return np.asarray(head.coef_[0])
+
+
+def head_coefficients(
+    topic_heads: list, stance_heads, n_classes: int, n_features: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Linear weights of the heads over the features: topic logits (T x F) and stance logits
+    per topic (T x S x F), for either stance design."""
+    n_topics = len(topic_heads)
+    topic = np.stack([_binary_coefficients(h, n_features) for h in topic_heads])
+    stance = np.zeros((n_topics, n_classes, n_features))
+    if isinstance(stance_heads, list):
+        for t, head in enumerate(stance_heads):
+            if not isinstance(head, _Constant):
+                stance[t] = _class_coefficients(head, n_classes)
+        return topic, stance
+    crossed = _class_coefficients(stance_heads, n_classes)  # S x F(T + 1): shared block, then one per topic
+    for t in range(n_topics):
+        stance[t] = crossed[:, :n_features] + crossed[:, n_features * (t + 1) : n_features * (t + 2)]
+    return topic, stance
+
+
+def stacked_weights(topic: np.ndarray, stance: np.ndarray) -> np.ndarray:
+    """The heads' weights as one F x (T + T*S) matrix, columns: topics, then (topic, stance)."""
+    return np.ascontiguousarray(np.vstack([topic, stance.reshape(-1, stance.shape[-1])]).T)
+
+
+def linear_attributions(shares, weights: np.ndarray, n_topics: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each word's contribution to every logit: ``shares`` (W x F, the part of each feature
+    each word carries; a matrix, or (rows, columns, values) of its non-zero entries) times
+    the stacked weights (:func:`stacked_weights`); topic T x W, stance T x S x W."""
+    if isinstance(shares, tuple):
+        rows, cols, vals, n_words = shares
+        per_word = np.zeros((n_words, weights.shape[1]))
+        np.add.at(per_word, rows, vals[:, None] * weights[cols])
+    else:
+        per_word = np.asarray(shares @ weights)  # W x (T + T*S)
+    return per_word[:, :n_topics].T, per_word[:, n_topics:].reshape(-1, n_topics, n_classes).transpose(1, 2, 0)
+
+
+def _nearest_word(words, start: int) -> list[int]:
+    """The word before a position in the normalised text, else the first word; none if none."""
+    before = [i for i, (_, end) in enumerate(words.spans) if end <= start]
+    return [before[-1]] if before else ([0] if len(words) else [])
+
+
+def feature_shares(features: Pipeline, words, row: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """How a paragraph's TF-IDF row (1 x F) divides among its words: the entries (rows,
+    columns, values; repeats add up) of a W x F matrix whose columns sum to the row, and W.
+
+    A word n-gram's value is split among its occurrences and, within one, among its words;
+    a character n-gram's among its occurrences in the whitespace chunks and, within a chunk,
+    among its words; a chunk with no word (a lone dash) goes to the word before it.
+    """
+    columns, values = row.indices, row.data
+    order = np.argsort(columns)
+    columns, values = columns[order], values[order]
+
+    def value_of(cols: np.ndarray) -> np.ndarray:
+        at = np.clip(np.searchsorted(columns, cols), 0, max(len(columns) - 1, 0))
+        return np.where(columns[at] == cols, values[at], 0.0) if len(columns) else np.zeros(len(cols))
+
+    parts_w, parts_c, parts_s = [], [], []  # per occurrence: word, column, share of an occurrence
+    offset = 0
+    for _, vectorizer in features.named_steps["tfidf"].transformer_list:
+        if vectorizer.analyzer == "char_wb":
+            cache = getattr(vectorizer, "_allystance_cache", None) or CachedCharFeatures(vectorizer)
+            vectorizer._allystance_cache = cache
+            for match in re.finditer(r"\S+", words.normalized):
+                grams = np.asarray(cache._word_indices(match.group()), dtype=np.int64) + offset
+                hit = words.word_of(match.start(), match.end()) or _nearest_word(words, match.start())
+                for w in hit:
+                    parts_w.append(np.full(len(grams), w))
+                    parts_c.append(grams)
+                    parts_s.append(np.full(len(grams), 1.0 / len(hit)))
+        else:
+            tokens = [words.normalized[s:e] for s, e in words.spans]
+            low, high = vectorizer.ngram_range
+            for n in range(low, high + 1):
+                for i in range(len(tokens) - n + 1):
+                    j = vectorizer.vocabulary_.get(" ".join(tokens[i : i + n]))
+                    if j is not None:
+                        parts_w.append(np.arange(i, i + n))
+                        parts_c.append(np.full(n, offset + j))
+                        parts_s.append(np.full(n, 1.0 / n))
+        offset += len(vectorizer.vocabulary_)
+    if not parts_w:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0), len(words)
+    rows, cols, share = np.concatenate(parts_w), np.concatenate(parts_c), np.concatenate(parts_s)
+    # A feature's value is split evenly over its occurrences: an occurrence's words carry
+    # ``share`` of one occurrence, and a feature's occurrences count once per occurrence.
+    _, inverse = np.unique(cols, return_inverse=True)
+    occurrences = np.bincount(inverse, weights=share)
+    return rows, cols, value_of(cols) * share / occurrences[inverse], len(words)

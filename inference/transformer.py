@@ -29,6 +29,7 @@ from torch import nn
 
 from inference.encoder import (
     iterate_batches,
+    last_hidden_states,
     load_activation_ranges,
     load_encoder,
     mean_pool,
@@ -37,6 +38,7 @@ from inference.encoder import (
     record_activation_ranges,
     save_activation_ranges,
     tokenize,
+    tokenize_with_offsets,
 )
 from inference.families import TRANSFORMER_DESIGNS
 from inference.model_io import ModelLoadError
@@ -203,6 +205,63 @@ class TransformerTopicStance:
                     logits = self.net.stance_logits(self.net.encode(self.collate(items)))
                     stance_probs[rows[idx], topics[idx]] = torch.softmax(logits, -1).float().cpu().numpy()
         return topic_probs.astype(np.float64), stance_probs.astype(np.float64)
+
+    # -- evidence (allystance predict --explain) ----------------------------------------
+    def token_contributions(self, normalized: Sequence[str]) -> list[dict]:
+        """Per (already normalised) text, each token's additive share of the logits, so that
+        the shares plus the heads' biases are the logits: ``topic`` (T x L), ``stance``
+        (T x S x L, or for the pair design T x S x L_t, one pass per topic), and each token's
+        character ``offsets`` (empty for special tokens and the proposition of a pair)."""
+        net = self.net.eval()
+        n_topics, n_stances = net.n_topics, net.n_stances
+        pad_id = self.tokenizer.pad_token_id
+        items, offsets = tokenize_with_offsets(self.tokenizer, normalized, self.max_length)
+        states = last_hidden_states(net.encoder, items, pad_id, self.device, self.batch_size)
+        topic_w = net.topic_head.weight.detach().float().cpu()  # T x H
+        stance_w = net.stance_head.weight.detach().float().cpu()
+        out = []
+        for state, offset in zip(states, offsets, strict=True):
+            part = {"offsets": offset, "topic": ((state @ topic_w.T) / len(state)).T}  # T x L
+            if self.design != "pair":
+                per_token = torch.einsum("lh,tsh->tsl", state, stance_w.view(n_topics, n_stances, -1))
+                if self.design == "attention":  # the head reads each topic's attention-weighted sum
+                    query = net.stance_query.detach().float().cpu()
+                    weights = torch.softmax((state @ query.T) / state.shape[-1] ** 0.5, dim=0).T  # T x L
+                    part["stance"] = per_token * weights[:, None, :]
+                else:
+                    part["stance"] = per_token / len(state)
+            out.append(part)
+        if self.design == "pair":
+            for t in range(n_topics):
+                first = [self.propositions[t]] * len(normalized)
+                pair_items, pair_offsets = tokenize_with_offsets(self.tokenizer, normalized, self.max_length, first)
+                pair_states = last_hidden_states(net.encoder, pair_items, pad_id, self.device, self.batch_size)
+                for part, state, offset in zip(out, pair_states, pair_offsets, strict=True):
+                    part.setdefault("pair", []).append((offset, ((state @ stance_w.T) / len(state)).T))  # S x L_t
+        return out
+
+    def word_attributions(self, texts: Sequence[str]) -> list:
+        """Each word's contribution to the logits (see ``inference.explain``): topic logits read
+        the mean of the token states, so each token gives its state / length times the topic
+        head; the attention design's stance head reads each topic's attention-weighted sum, so
+        each token gives its attention weight times its state times that topic's head (the
+        per-topic design: state / length; pair: the same over the paragraph's tokens of the
+        proposition-paragraph pair). Sub-word tokens add up to words."""
+        from inference.explain import WordAttribution, split_words, tokens_to_words
+
+        words = [split_words(t) for t in texts]
+        out = []
+        for paragraph, part in zip(words, self.token_contributions([w.normalized for w in words]), strict=True):
+            to_words = torch.from_numpy(tokens_to_words(paragraph, part["offsets"])).float()  # L x W
+            topic = part["topic"] @ to_words
+            if "pair" in part:
+                stance = torch.stack(
+                    [s @ torch.from_numpy(tokens_to_words(paragraph, o)).float() for o, s in part["pair"]]
+                )
+            else:
+                stance = part["stance"] @ to_words
+            out.append(WordAttribution(paragraph, topic.double().numpy(), stance.double().numpy()))
+        return out
 
     # -- int8 -----------------------------------------------------------------------------
     def calibrate(self, texts: Sequence[str]) -> TransformerTopicStance:

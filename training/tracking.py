@@ -223,11 +223,13 @@ def run_of_model(uri: str) -> str | None:
     return client.get_model_version(name, version).run_id
 
 
-def log_behaviour(run_id: str, metrics: dict[str, float], summary: dict, failures: Path) -> None:
+def log_behaviour(
+    run_id: str, metrics: dict[str, float], summary: dict, failures: Path, folder: str = "behaviour"
+) -> None:
     """Add a behaviour-suite result to a model's run: the failure rates as metrics, the suite's
-    digest as a tag, and the failing cases and the summary as artifacts under ``behaviour/``."""
+    digest as a tag, and the failing cases and the summary as artifacts under ``folder``."""
     with mlflow.start_run(run_id=run_id):
         log_metrics(metrics)
-        mlflow.set_tag("behaviour_suite_digest", summary["suite_digest"])
-        mlflow.log_dict(summary, "behaviour/summary.json")
-        mlflow.log_artifact(str(failures), "behaviour")
+        mlflow.set_tag(f"{folder}_suite_digest", summary["suite_digest"])
+        mlflow.log_dict(summary, f"{folder}/summary.json")
+        mlflow.log_artifact(str(failures), folder)

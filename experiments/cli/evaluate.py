@@ -106,9 +106,9 @@ def evaluate_behaviour(
     run_id = run_of_model(model) if log and is_uri else None
     if run_id is not None:
         metrics = result.metrics()
-        if quantized:  # the int8 variant is a different model: its figures get their own names
-            metrics = {k.replace("behaviour_", "behaviour_int8_", 1): v for k, v in metrics.items()}
-        log_behaviour(run_id, metrics, result.summary(), failures)
+        folder = "behaviour_int8" if quantized else "behaviour"  # the int8 variant gets its own names
+        metrics = {k.replace("behaviour_", f"{folder}_", 1): v for k, v in metrics.items()}
+        log_behaviour(run_id, metrics, result.summary(), failures, folder)
     return BehaviourReport(result, failures, run_id)
 
 

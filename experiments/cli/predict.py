@@ -56,6 +56,11 @@ def predict_command(
     keep_related: bool = typer.Option(False, "--keep-related", help="Keep text after a 'Related articles' marker."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (transformer models)."),
     quantized: bool = typer.Option(False, "--quantized", help="Use the int8 variant (transformer models)."),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Add an 'evidence' field per row: for each topic given, the phrases that drove the topic and its stance (and the runner-up stance), with weights and character offsets; 'allystance report' highlights them.",
+    ),
     tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ URIs."),
     engine: str = typer.Option("local", "--engine", help="local, or spark to score a Parquet table with Apache Spark."),
     spark_master: str = typer.Option("local[*]", "--spark-master", help="Spark master URL (--engine spark)."),
@@ -73,6 +78,8 @@ def predict_command(
         cat story.txt | allystance predict - -o -
 
         allystance predict --engine spark paragraphs.parquet -o labelled.parquet --spark-master spark://host:7077
+
+        allystance predict experiments/samples/articles --explain -o explained.jsonl && allystance report explained.jsonl -o report/
     """
     from inference.model_io import load_predictor
     from inference.predict import PredictSettings, count_records, describe_model, predict_files
@@ -82,6 +89,8 @@ def predict_command(
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter("use cpu or cuda", param_hint="--device")
     if engine == "spark":
+        if explain:
+            raise UserError("--explain runs with --engine local")
         _predict_on_spark(inputs, model, output, spark_master, tracking_uri)
         return
     if engine != "local":
@@ -90,6 +99,8 @@ def predict_command(
     if ":/" in model:  # a model folder needs no tracking store (nor MLflow's import time)
         use_store(tracking_uri)
     predictor = load_predictor(model, quantized=quantized)
+    if explain and not hasattr(predictor.model, "word_attributions"):
+        raise UserError(f"the {predictor.meta.family} family cannot explain its labels; run without --explain")
     if device == "cuda":
         net = getattr(predictor.model, "net", None)
         if net is None or quantized:
@@ -131,7 +142,13 @@ def predict_command(
             predictor,
             output,
             describe_model(model),
-            PredictSettings(batch_size=batch_size, segment_tables=segment, keep_related=keep_related, workers=workers),
+            PredictSettings(
+                batch_size=batch_size,
+                segment_tables=segment,
+                keep_related=keep_related,
+                workers=workers,
+                explain=explain,
+            ),
             articles=articles,
             errors=errors,
             resume=resume,
