@@ -14,6 +14,11 @@ Metrics (prefixed by the split when logged, e.g. ``dev_topic_micro_f1``):
   cases (the real-news files do): a prediction equal to ``alt`` counts as right;
 - ``combined_f1``: the mean of ``topic_micro_f1`` and ``stance_macro_f1``, the default
   score for choosing and promoting models.
+
+:func:`bootstrap_intervals` gives a percentile interval for any of them by resampling
+paragraphs: on a set as small as the real-news dev file (192 paragraphs, 108 gold pairs) the
+95% interval of end-to-end stance macro-F1 is about 0.2 wide, so a difference of a few
+hundredths between two models there is not evidence of anything.
 """
 
 from __future__ import annotations
@@ -294,6 +299,74 @@ def evaluate(
         }
         result.errors = worst_errors(gold, topic_scores, topic_pred, stance_proba, schema)
     return result
+
+
+# The metrics :func:`bootstrap_intervals` reports by default.
+INTERVAL_METRICS = ("topic_micro_f1", "stance_macro_f1", "stance_e2e_macro_f1", "combined_f1")
+
+
+def _macro_f1(y: np.ndarray, yhat: np.ndarray, weights: np.ndarray, n_classes: int) -> float:
+    """Weighted macro-F1 over classes ``0..n_classes-1`` (a class with no support and no
+    prediction scores 0, as scikit-learn's ``zero_division=0`` with fixed labels does)."""
+    f1s = []
+    for c in range(n_classes):
+        tp = weights[(y == c) & (yhat == c)].sum()
+        wrong = weights[(y == c) != (yhat == c)].sum()  # false positives plus false negatives
+        f1s.append(2 * tp / (2 * tp + wrong) if tp + wrong > 0 else 0.0)
+    return float(np.mean(f1s))
+
+
+def bootstrap_intervals(
+    records: Sequence[dict],
+    topic_scores: np.ndarray,
+    stance_proba: np.ndarray,
+    thresholds: Sequence[float],
+    schema: LabelSchema,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of ``INTERVAL_METRICS``: paragraphs drawn with
+    replacement ``resamples`` times (a paragraph keeps all its topics and stances together) and
+    the metrics recomputed on each draw, exactly as :func:`evaluate` computes them (a draw is a
+    count per paragraph, so this is counting, not re-evaluating). Same seed, same intervals."""
+    if resamples < 1 or not 0 < level < 1:
+        raise ValueError("resamples must be at least 1 and level in (0, 1)")
+    n = len(records)
+    if n == 0:
+        return {}
+    gold = Gold.from_records(records, schema)
+    topic_pred = (topic_scores >= np.asarray(thresholds)[None, :]).astype(bool)
+    stance_pred = np.argmax(stance_proba, axis=2)
+    gold_stances = accept_alternatives(gold.stances, stance_pred, gold.alt)
+    gold_topics = gold.topics.astype(bool)
+    rows, cols = np.nonzero(gold_stances != NO_STANCE)
+    y, yhat = gold_stances[rows, cols], stance_pred[rows, cols]
+    n_classes = len(schema.stance_values)
+    yhat_e2e = np.where(topic_pred[rows, cols], yhat, n_classes)  # a missed topic is a wrong stance
+    tp_row = (gold_topics & topic_pred).sum(1)
+    wrong_row = (gold_topics != topic_pred).sum(1)  # false positives plus false negatives
+
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {m: [] for m in INTERVAL_METRICS}
+    for _ in range(resamples):
+        counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+        tp, wrong = counts @ tp_row, counts @ wrong_row
+        topic_f1 = 2 * tp / (2 * tp + wrong) if tp + wrong > 0 else 0.0
+        draws["topic_micro_f1"].append(topic_f1)
+        pair_weights = counts[rows]
+        if pair_weights.sum() == 0:  # no gold pair drawn: stance undefined on this draw
+            continue
+        stance_f1 = _macro_f1(y, yhat, pair_weights, n_classes)
+        draws["stance_macro_f1"].append(stance_f1)
+        draws["stance_e2e_macro_f1"].append(_macro_f1(y, yhat_e2e, pair_weights, n_classes))
+        draws["combined_f1"].append((topic_f1 + stance_f1) / 2)
+    tail = (1 - level) / 2 * 100
+    return {
+        m: (float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
+        for m, values in draws.items()
+        if values
+    }
 
 
 def headline(metrics: dict[str, float], prefix: str = "") -> list[tuple[str, str]]:

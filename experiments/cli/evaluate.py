@@ -24,6 +24,8 @@ class EvaluationReport:
     metrics: dict[str, float]
     by_origin: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: object = None  # a pandas DataFrame: gold stance rows, predicted stance or "missed" columns
+    # 95% bootstrap interval of the headline metrics (paragraphs resampled); empty when not asked.
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def evaluate_model(
@@ -33,17 +35,26 @@ def evaluate_model(
     output: Path | None,
     tracking_uri: str | None = None,
     quantized: bool = False,
+    bootstrap: int = 0,
 ) -> EvaluationReport:
     """Evaluate a model URI or folder on a dataset file; write plots and errors to ``output``.
 
-    ``quantized`` scores the dynamic int8 variant (transformer families).
+    ``quantized`` scores the dynamic int8 variant (transformer families); ``bootstrap`` > 0
+    adds 95% intervals of the headline metrics from that many resamples of the paragraphs.
     """
     import matplotlib.pyplot as plt
     import numpy as np
 
     from inference.model_io import load_predictor
     from inference.store import use_store
-    from training.evaluate import Gold, accept_alternatives, e2e_stance_confusion, evaluate, evaluate_groups
+    from training.evaluate import (
+        Gold,
+        accept_alternatives,
+        bootstrap_intervals,
+        e2e_stance_confusion,
+        evaluate,
+        evaluate_groups,
+    )
 
     use_store(tracking_uri)
     predictor = load_predictor(model, quantized=quantized)
@@ -65,7 +76,12 @@ def evaluate_model(
         accept_alternatives(gold.stances, stance_pred, gold.alt), stance_pred, topic_pred, predictor.schema
     )
     by_origin = evaluate_groups(records, *scores, predictor.thresholds, predictor.schema)
-    return EvaluationReport(result.metrics, by_origin, confusion)
+    intervals = (
+        bootstrap_intervals(records, *scores, predictor.thresholds, predictor.schema, resamples=bootstrap)
+        if bootstrap > 0
+        else {}
+    )
+    return EvaluationReport(result.metrics, by_origin, confusion, intervals)
 
 
 @dataclass
@@ -136,6 +152,12 @@ def evaluate_command(
     log: bool = typer.Option(
         True, "--log/--no-log", help="Log the behaviour figures to the model's MLflow run (--behaviour)."
     ),
+    bootstrap: int = typer.Option(
+        1000,
+        "--bootstrap",
+        min=0,
+        help="Resamples of the paragraphs for the 95%% intervals of the headline metrics (0: no intervals).",
+    ),
 ) -> None:
     """Score a model on labelled data: per-topic P/R/F1, micro/macro F1, exact match, stance macro-F1, F_avg, end-to-end stance, a stance confusion table, and a table per origin when the records have one.
 
@@ -161,7 +183,7 @@ def evaluate_command(
     if suite is not None:
         raise UserError("--suite goes with --behaviour")
 
-    report = evaluate_model(model, data, split, output, tracking_uri, quantized)
+    report = evaluate_model(model, data, split, output, tracking_uri, quantized, bootstrap)
     metrics = report.metrics
     topics = [
         k.removeprefix("topic_").rsplit("_", 1)[0] for k in metrics if k.startswith("topic_") and k.endswith("_f1")
@@ -179,13 +201,13 @@ def evaluate_command(
         if f"topic_{t}_precision" in metrics
     ]
     overall = [
-        (k, f"{v:.0f}" if k.startswith("n_") else f"{v:.3f}")
+        (k, f"{v:.0f}" if k.startswith("n_") else f"{v:.3f}", _interval(report.intervals.get(k)))
         for k, v in metrics.items()
         if not k.startswith(("topic_", "stance_")) or k in HEADLINE_METRICS or k == "stance_e2e_macro_f1"
     ]
     tables = [
         Table(f"Per topic ({split})", ("topic", "precision", "recall", "F1", "stance macro-F1"), tuple(per_topic)),
-        Table(f"Overall ({split})", ("metric", "value"), tuple(overall)),
+        Table(f"Overall ({split})", ("metric", "value", "95% interval"), tuple(overall)),
     ]
     if report.confusion is not None and report.confusion.to_numpy().sum():
         frame = report.confusion
@@ -216,6 +238,10 @@ def evaluate_command(
             )
         )
     print_tables(tables)
+
+
+def _interval(bounds: tuple[float, float] | None) -> str:
+    return f"{bounds[0]:.3f}–{bounds[1]:.3f}" if bounds else ""
 
 
 def _print_behaviour(report: BehaviourReport, examples: int = 2) -> None:

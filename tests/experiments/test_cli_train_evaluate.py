@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -65,3 +67,24 @@ def test_evaluate_real_news_style_file_shows_origins_and_confusion(tmp_path, rec
     assert result.exit_code == 0, result.output
     assert "stance_e2e_macro_f1" in result.output and "Per origin" in result.output
     assert "kcna" in result.output and "wire" in result.output and "missed" in result.output
+    # 95% intervals of the headline metrics by default, a low-high pair on their rows; none with 0 resamples.
+    assert "95% interval" in result.output
+    assert re.search(r"topic_micro_f1\s.*\d\.\d{3}–\d\.\d{3}", result.output)
+    plain = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            model,
+            "--data",
+            str(data),
+            "--split",
+            "all",
+            "--tracking-uri",
+            tracking_uri,
+            "--bootstrap",
+            "0",
+        ],
+    )
+    assert plain.exit_code == 0, plain.output
+    assert not re.search(r"\d\.\d{3}–\d\.\d{3}", plain.output)

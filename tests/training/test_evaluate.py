@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from labels import load_schema
-from training.evaluate import evaluate, precision_thresholds, tune_thresholds
+from training.evaluate import INTERVAL_METRICS, bootstrap_intervals, evaluate, precision_thresholds, tune_thresholds
 
 SCHEMA = load_schema()
 
@@ -124,3 +124,50 @@ def test_e2e_confusion_and_groups():
     assert set(groups) == {"wire", "state"}
     assert groups["wire"]["n_paragraphs"] == 2 and groups["state"]["n_pairs"] == 1
     assert evaluate_groups(_records(), scores, stance, [0.5] * 4, SCHEMA) == {}
+
+
+def _random_case(n: int = 60, seed: int = 3) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """Records with gold topics and stances (some with an ``alt``), and noisy scores for them."""
+    rng = np.random.default_rng(seed)
+    records, scores, stance = [], np.zeros((n, 4)), np.zeros((n, 4, 3))
+    for i in range(n):
+        gold = {t: SCHEMA.stance_values[rng.integers(3)] for t in SCHEMA.topic_ids if rng.random() < 0.35}
+        record = {"id": str(i), "text": str(i), "topics": sorted(gold), "stance": gold}
+        if gold and rng.random() < 0.2:
+            topic = next(iter(gold))
+            record["alt"] = {topic: SCHEMA.stance_values[(SCHEMA.encode_stance(gold[topic]) + 1) % 3]}
+        records.append(record)
+        for t, topic in enumerate(SCHEMA.topic_ids):
+            scores[i, t] = np.clip((0.7 if topic in gold else 0.3) + rng.normal(0, 0.25), 0, 1)
+        stance[i] = rng.dirichlet(np.ones(3), size=4)
+    return records, scores, stance
+
+
+def test_bootstrap_draw_equals_evaluating_the_resampled_records():
+    # One resample: both ends of the interval are that draw's value, which must be what the
+    # shared evaluation gives on the same paragraphs drawn with the same generator.
+    records, scores, stance = _random_case()
+    thresholds = [0.5] * 4
+    for seed in (0, 1, 2):
+        idx = np.random.default_rng(seed).integers(0, len(records), len(records))
+        expected = evaluate([records[i] for i in idx], scores[idx], stance[idx], thresholds, SCHEMA, False).metrics
+        got = bootstrap_intervals(records, scores, stance, thresholds, SCHEMA, resamples=1, seed=seed)
+        assert set(got) == set(INTERVAL_METRICS)
+        for name, (low, high) in got.items():
+            assert low == pytest.approx(expected[name]) and high == pytest.approx(expected[name]), name
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_data():
+    thresholds = [0.5] * 4
+    small = _random_case(n=40)
+    large = _random_case(n=1000)
+    small_iv = bootstrap_intervals(*small, thresholds, SCHEMA, resamples=300)
+    large_iv = bootstrap_intervals(*large, thresholds, SCHEMA, resamples=300)
+    point = evaluate(*large, thresholds, SCHEMA, False).metrics
+    for name in INTERVAL_METRICS:
+        low, high = large_iv[name]
+        assert low <= point[name] <= high, name
+        assert high - low < small_iv[name][1] - small_iv[name][0], name
+    assert bootstrap_intervals(*small, thresholds, SCHEMA, resamples=50) == bootstrap_intervals(
+        *small, thresholds, SCHEMA, resamples=50
+    )
