@@ -24,6 +24,7 @@ class EvaluationReport:
     metrics: dict[str, float]
     by_origin: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: object = None  # a pandas DataFrame: gold stance rows, predicted stance or "missed" columns
+    operating_point: str = "balanced"  # the thresholds the labels were decided with
 
 
 def evaluate_model(
@@ -33,10 +34,12 @@ def evaluate_model(
     output: Path | None,
     tracking_uri: str | None = None,
     quantized: bool = False,
+    operating_point: str = "balanced",
 ) -> EvaluationReport:
     """Evaluate a model URI or folder on a dataset file; write plots and errors to ``output``.
 
-    ``quantized`` scores the dynamic int8 variant (transformer families).
+    ``quantized`` scores the dynamic int8 variant (transformer families); ``operating_point``
+    picks the model's thresholds (``balanced`` or ``stream``, see ``inference.model_io``).
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -46,7 +49,7 @@ def evaluate_model(
     from training.evaluate import Gold, accept_alternatives, e2e_stance_confusion, evaluate, evaluate_groups
 
     use_store(tracking_uri)
-    predictor = load_predictor(model, quantized=quantized)
+    predictor = load_predictor(model, quantized=quantized, operating_point=operating_point)
     records = [r for r in read_records(data) if split in (None, "all") or r.get("split") == split]
     if not records:
         raise UserError(f"{data} has no records in split {split!r}")
@@ -65,7 +68,7 @@ def evaluate_model(
         accept_alternatives(gold.stances, stance_pred, gold.alt), stance_pred, topic_pred, predictor.schema
     )
     by_origin = evaluate_groups(records, *scores, predictor.thresholds, predictor.schema)
-    return EvaluationReport(result.metrics, by_origin, confusion)
+    return EvaluationReport(result.metrics, by_origin, confusion, predictor.operating_point)
 
 
 @dataclass
@@ -136,6 +139,11 @@ def evaluate_command(
     log: bool = typer.Option(
         True, "--log/--no-log", help="Log the behaviour figures to the model's MLflow run (--behaviour)."
     ),
+    operating_point: str = typer.Option(
+        "balanced",
+        "--operating-point",
+        help="Which thresholds saved with the model decide: balanced (the best F1 on team dev) or stream (for a feed where most paragraphs are not about the alliance: fewer topic labels, more of them right).",
+    ),
 ) -> None:
     """Score a model on labelled data: per-topic P/R/F1, micro/macro F1, exact match, stance macro-F1, F_avg, end-to-end stance, a stance confusion table, and a table per origin when the records have one.
 
@@ -149,6 +157,8 @@ def evaluate_command(
 
         allystance evaluate --data ../shared/realnews/dev.jsonl --split all
 
+        allystance evaluate --data ../shared/realnews/dev.jsonl --split all --operating-point stream
+
         allystance evaluate --behaviour --model models:/allystance/4 -o eval/
     """
     from training.evaluate import HEADLINE_METRICS
@@ -156,15 +166,19 @@ def evaluate_command(
     if behaviour:
         if data != DEFAULT_DATASET or split != "test":
             raise UserError("--behaviour runs the behaviour suite, not a labelled file: leave out --data and --split")
+        if operating_point != "balanced":
+            raise UserError("--behaviour checks the model at its balanced thresholds: leave out --operating-point")
         _print_behaviour(evaluate_behaviour(model, suite, output, tracking_uri, quantized, log))
         return
     if suite is not None:
         raise UserError("--suite goes with --behaviour")
 
-    report = evaluate_model(model, data, split, output, tracking_uri, quantized)
+    report = evaluate_model(model, data, split, output, tracking_uri, quantized, operating_point)
     metrics = report.metrics
     topics = [
-        k.removeprefix("topic_").rsplit("_", 1)[0] for k in metrics if k.startswith("topic_") and k.endswith("_f1")
+        k.removeprefix("topic_").rsplit("_", 1)[0]
+        for k in metrics
+        if k.startswith("topic_") and k.endswith("_f1") and k not in ("topic_micro_f1", "topic_macro_f1")
     ]
     per_topic = [
         (
@@ -183,9 +197,10 @@ def evaluate_command(
         for k, v in metrics.items()
         if not k.startswith(("topic_", "stance_")) or k in HEADLINE_METRICS or k == "stance_e2e_macro_f1"
     ]
+    at = f"{split}, {report.operating_point}"
     tables = [
-        Table(f"Per topic ({split})", ("topic", "precision", "recall", "F1", "stance macro-F1"), tuple(per_topic)),
-        Table(f"Overall ({split})", ("metric", "value"), tuple(overall)),
+        Table(f"Per topic ({at})", ("topic", "precision", "recall", "F1", "stance macro-F1"), tuple(per_topic)),
+        Table(f"Overall ({at})", ("metric", "value"), tuple(overall)),
     ]
     if report.confusion is not None and report.confusion.to_numpy().sum():
         frame = report.confusion
