@@ -155,3 +155,28 @@ def test_bench_realnews_skips_without_the_folder(tmp_path, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and "skipped" in out[0]
 
+
+def test_bench_realnews_reports_and_logs_each_stored_operating_point(tmp_path, small_dataset, records, capsys):
+    from bench.realnews import main
+
+    folder = tmp_path / "realnews"
+    folder.mkdir()
+    (folder / "dev.jsonl").write_text("".join(json.dumps({**r, "origin": "wire"}) + "\n" for r in records))
+    (folder / "stream.jsonl").write_text(
+        "".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in records)
+    )
+    uri = f"sqlite:///{tmp_path / 'bench.db'}"
+    rules = train_rules(build(RulesRecipe, {"data": str(small_dataset), "realnews": None}), uri, promote=False)
+    args = ["--realnews", str(folder), "--tracking-uri", uri, "--out", str(tmp_path / "out"), "--sample", "2"]
+    assert main([*args, "--min-precision", "0.9"]) == 0
+    out = capsys.readouterr().out
+    for point in ("balanced", "stream", "p0.9"):
+        assert f"│ {point} " in out
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        f"stream_sample_rules{suffix}.jsonl" for suffix in ("", "_stream", "_p0.9")
+    }
+    logged = MlflowClient(uri).get_run(rules.run_id).data.metrics
+    assert {"realnews_topic_micro_f1", "realnews_stream_topic_micro_f1", "realnews_stream_stream_topic_share"} <= set(
+        logged
+    )
+    assert not any("p0.9" in k for k in logged)
