@@ -107,16 +107,6 @@ def operating_thresholds(meta: ModelMeta, name: str, where: str) -> list[float]:
     return list(meta.operating_points[name]["thresholds"])
 
 
-def describe_operating_point(meta: ModelMeta, name: str) -> str:
-    """One phrase saying how the thresholds of operating point ``name`` were chosen."""
-    if name == BALANCED:
-        return f"{BALANCED} (thresholds tuned for F1 on team dev)"
-    point = meta.operating_points.get(name, {})
-    target = point.get("min_precision")
-    chosen_on = point.get("chosen_on", "team dev")
-    return f"{name} (thresholds for {chosen_on} precision ≥ {target:g})" if target else name
-
-
 @dataclass(frozen=True)
 class Prediction:
     """One paragraph's labels: topics over threshold, a stance for each, and all scores."""

@@ -143,6 +143,9 @@ def test_real_news_figures_are_logged_and_choose_the_champion(tmp_path, small_da
     logged = MlflowClient(uri).get_run(with_real.run_id).data.metrics
     assert logged["realnews_topic_micro_f1"] == pytest.approx(m["realnews_topic_micro_f1"])
     assert logged["selection_score"] == pytest.approx(m["selection_score"])
+    # the real dev set at the stream point too, logged apart; it does not enter the selection
+    assert logged["realnews_stream_topic_micro_precision"] == pytest.approx(m["realnews_stream_topic_micro_precision"])
+    assert "realnews_stream_stance_e2e_macro_f1" in logged
     without = train_rules(build(RulesRecipe, {"data": str(small_dataset), "realnews": None}), uri, False)
     assert without.metrics["selection_score"] == without.metrics["dev_combined_f1"]
     assert not any(k.startswith("realnews_") for k in without.metrics)
