@@ -6,13 +6,18 @@ outside the repository (``../shared/realnews`` by default; ``--realnews DIR``):
 - ``dev.jsonl``: topic micro-F1 and end-to-end stance macro-F1 (a missed topic is a wrong
   stance; ``alt`` accepted), overall and per ``origin``;
 - ``stream.jsonl``: the share of stream paragraphs given a topic, overall and per topic, and a
-  random sample of the topic-labelled ones written to ``OUT/stream_sample_<family>.jsonl``
+  random sample of the topic-labelled ones written to ``OUT/stream_sample_<family>[_<point>].jsonl``
   for reading by hand.
-- with ``--min-precision P``: the same for each model at a stream operating point, thresholds
-  chosen on the team's dev split alone for precision ``P`` (real news never picks them).
 
-The figures are logged to each model's own run (``realnews_*`` and ``realnews_stream_*``), so
-``allystance experiments compare`` shows them. Without the folder it prints one line and exits 0.
+Each at every operating point the model stores (``balanced``, and ``stream`` for models saved
+since operating points exist; see ``inference.model_io``), the texts scored once. With
+``--min-precision P`` also at a point chosen here, on the team's dev split alone, for
+precision ``P`` (for models saved without a stream point, or to try another target).
+
+The stored points' figures are logged to each model's own run (``realnews_*`` at the
+balanced point, ``realnews_stream_*`` at the stream one; the stream file's topic shares as
+``..._stream_topic_share``), so ``allystance experiments compare`` shows them. Without the
+folder it prints one line and exits 0.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.model_io import BALANCED, OPERATING_POINTS
 from labels import read_records
 from labels.stats import Table
 
@@ -53,15 +59,26 @@ def newest_versions(client) -> dict[str, tuple[str, str]]:
 
 
 def at_precision(predictor, team_dev: list[dict], target: float):
-    """A copy of ``predictor`` whose thresholds are the stream operating point: per topic, the
-    lowest threshold (at or above the model's own) at which team-dev precision reaches ``target``."""
+    """A copy of ``predictor`` whose thresholds are a stream operating point chosen here: per
+    topic, the lowest threshold (at or above the balanced one) at which team-dev precision
+    reaches ``target``, as training chooses the stored one."""
     from training.evaluate import precision_thresholds
 
     scores, _ = predictor.score([r["text"] for r in team_dev])
     gold = np.array([predictor.schema.encode_topics(r["topics"]) for r in team_dev])
-    point = copy.copy(predictor)
-    point.thresholds = np.asarray(precision_thresholds(gold, scores, predictor.thresholds, target))
+    point = copy.copy(predictor.at(BALANCED))
+    point.thresholds = np.asarray(precision_thresholds(gold, scores, point.thresholds, target))
+    point.operating_point = f"p{target:g}"
     return point
+
+
+def points_of(predictor, team_dev: list[dict], min_precision: float | None) -> list:
+    """The predictor at each operating point it stores, then at ``min_precision`` when given."""
+    points = [predictor.at(BALANCED)]
+    points += [predictor.at(name) for name in predictor.meta.operating_points if name in OPERATING_POINTS]
+    if min_precision:
+        points.append(at_precision(predictor, team_dev, min_precision))
+    return points
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         "--min-precision",
         type=float,
         default=None,
-        help="also score each model at a stream operating point: per topic, the lowest threshold at which "
-        "its precision on the team's dev split reaches this (e.g. 0.95); not logged",
+        help="also score each model at an operating point chosen here: per topic, the lowest threshold at which "
+        "its precision on the team's dev split reaches this (e.g. 0.95); for models saved without a stream "
+        "point, or to try another target; not logged",
     )
     args = parser.parse_args(argv)
 
@@ -93,82 +111,83 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.cli.common import print_tables
     from inference.model_io import load_predictor
     from inference.store import use_store
-    from training.realnews import realnews_metrics, stream_summary
+    from training.evaluate import metric_prefix
+    from training.realnews import realnews_metrics, stream_summary, stream_texts
 
     team_dev = [r for r in read_records() if r.get("split") == "dev"] if args.min_precision else []
+    texts = [r["text"] for r in stream_texts(folder)]  # scored once per model, decided per point
 
     use_store(args.tracking_uri)
     client = MlflowClient()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows, stream_rows = [], []
+    rows, share_rows = [], []
     for label, (uri, run_id) in newest_versions(client).items():
         predictor = load_predictor(uri)
-        metrics = realnews_metrics(predictor, folder)
-        stream, sample = stream_summary(predictor, folder, sample_size=args.sample)
-        with (args.out / f"stream_sample_{label}.jsonl").open("w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in sample)
-        if not args.no_log:
-            with mlflow.start_run(run_id=run_id):
-                mlflow.log_metrics({**metrics, **{f"realnews_{k}": v for k, v in stream.items()}})
+        model = f"{label} v{uri.rsplit('/', 1)[-1]}"
         run = client.get_run(run_id).data.metrics
-        rows.append(
-            (
-                label,
-                uri,
-                f"{run.get('test_topic_micro_f1', float('nan')):.3f}",
-                f"{run.get('test_stance_macro_f1', float('nan')):.3f}",
-                f"{metrics['realnews_topic_micro_f1']:.3f}",
-                f"{metrics.get('realnews_stance_e2e_macro_f1', 0.0):.3f}",
-            )
-        )
-        stream_rows.append(
-            (
-                label,
-                f"{stream['stream_topic_share']:.1%}",
-                *(f"{stream[f'stream_{t}_share']:.1%}" for t in predictor.schema.topic_ids),
-            )
-        )
-        topic_ids = predictor.schema.topic_ids
-        if args.min_precision:
-            point = at_precision(predictor, team_dev, args.min_precision)
-            name = f"{label} @ {args.min_precision:g}"
-            print(f"{name}: thresholds {dict(zip(topic_ids, np.round(point.thresholds, 3).tolist(), strict=True))}")
+        stream_scores = predictor.score(texts)
+        logged: dict[str, float] = {}
+        for point in points_of(predictor, team_dev, args.min_precision):
+            name = point.operating_point
+            stored = name in OPERATING_POINTS
             metrics = realnews_metrics(point, folder)
-            stream, sample = stream_summary(point, folder, sample_size=args.sample)
-            with (args.out / f"stream_sample_{label}_p{args.min_precision:g}.jsonl").open("w", encoding="utf-8") as fh:
+            stream, sample = stream_summary(point, folder, sample_size=args.sample, scores=stream_scores)
+            suffix = "" if name == BALANCED else f"_{name}"
+            with (args.out / f"stream_sample_{label}{suffix}.jsonl").open("w", encoding="utf-8") as fh:
                 fh.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in sample)
+            real, test = metric_prefix("realnews", name), metric_prefix("test", name)
+            if stored:
+                logged.update(metrics)
+                logged.update({f"{real}_{k}": v for k, v in stream.items()})
+            else:
+                print(f"{label} @ {name}: thresholds {np.round(point.thresholds, 3).tolist()} (team dev)")
             rows.append(
                 (
+                    model,
                     name,
-                    uri,
-                    "—",
-                    "—",
-                    f"{metrics['realnews_topic_micro_f1']:.3f}",
-                    f"{metrics.get('realnews_stance_e2e_macro_f1', 0.0):.3f}",
+                    f"{run.get(f'{test}_topic_micro_f1', float('nan')):.3f}",
+                    f"{metrics[f'{real}_topic_micro_f1']:.3f}",
+                    f"{metrics[f'{real}_topic_micro_precision']:.3f}",
+                    f"{metrics.get(f'{real}_stance_e2e_macro_f1', 0.0):.3f}",
+                    f"{stream['stream_topic_share']:.1%}",
                 )
             )
-            stream_rows.append(
+            share_rows.append(
                 (
+                    model,
                     name,
                     f"{stream['stream_topic_share']:.1%}",
-                    *(f"{stream[f'stream_{t}_share']:.1%}" for t in topic_ids),
+                    *(f"{stream[f'stream_{t}_share']:.1%}" for t in predictor.schema.topic_ids),
                 )
             )
+        if not args.no_log:
+            with mlflow.start_run(run_id=run_id):
+                mlflow.log_metrics(logged)
+    topic_ids = predictor.schema.topic_ids
     print_tables(
         [
             Table(
-                f"Team test and real-news dev ({folder / 'dev.jsonl'})",
-                ("model", "uri", "test topic µF1", "test stance mF1", "real topic µF1", "real stance mF1 (e2e)"),
+                f"Team test and real-news dev ({folder / 'dev.jsonl'}), per operating point",
+                (
+                    "model",
+                    "point",
+                    "test topic µF1",
+                    "real topic µF1",
+                    "real topic precision",
+                    "real stance mF1 (e2e)",
+                    "stream given a topic",
+                ),
                 tuple(rows),
             ),
             Table(
                 f"Stream: share of paragraphs given a topic ({folder / 'stream.jsonl'})",
-                ("model", "any topic", *topic_ids),
-                tuple(stream_rows),
+                ("model", "point", "any topic", *topic_ids),
+                tuple(share_rows),
             ),
-        ]
+        ],
+        left_columns=2,
     )
-    print(f"samples of topic-labelled stream paragraphs: {args.out}/stream_sample_<model>.jsonl")
+    print(f"samples of topic-labelled stream paragraphs: {args.out}/stream_sample_<model>[_<point>].jsonl")
     return 0
 
 

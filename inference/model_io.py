@@ -1,13 +1,23 @@
 """The saved-model format and the ``Predictor`` that every model family is used through.
 
 A saved model is a folder holding ``allystance.json`` (family, label schema and its hash,
-thresholds, preprocessing, base model) and the family's weights, named by
+thresholds and operating points, preprocessing, base model) and the family's weights, named by
 ``ModelMeta.weights``: ``model.joblib`` for the scikit-learn families, ``transformer`` or
 ``embed`` for a ``save_pretrained`` encoder and tokenizer plus heads (see
 ``inference.transformer`` and ``inference.embed``), ``blend`` for member model folders and
 their weights (``inference.blend``). Loading checks the schema hash against
 the installed schema and refuses a mismatch; ``quantized=True`` loads the dynamic int8
 variant of a transformer family. ``load_predictor`` also takes MLflow model URIs.
+
+Operating points. A model carries more than one set of per-topic thresholds, named:
+``balanced`` is ``ModelMeta.thresholds``, tuned for F1 on the team's dev split (the default,
+and what every figure is measured at unless it says otherwise); ``stream`` is kept in
+``ModelMeta.operating_points`` with the team-dev precision it was chosen for
+(``training.runs.stream_operating_point``): higher thresholds for a feed where most
+paragraphs are not about the alliance, so fewer topic labels and more of them right. A
+``Predictor`` decides at one point (``Predictor.at``, ``load_predictor(operating_point=)``);
+the scores do not depend on it. Models saved before operating points existed have only
+``balanced``.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,6 +54,11 @@ class ModelLoadError(UserError):
     """A model cannot be loaded; the message says what to do."""
 
 
+BALANCED = "balanced"  # ModelMeta.thresholds: per topic, the best F1 on team dev
+STREAM = "stream"  # higher thresholds for a team-dev precision target (ModelMeta.operating_points)
+OPERATING_POINTS = (BALANCED, STREAM)
+
+
 class ScoringModel(Protocol):
     def predict_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Topic probabilities (n x T) and stance probabilities for every topic (n x T x S)."""
@@ -64,6 +79,32 @@ class ModelMeta:
     format_version: int = FORMAT_VERSION
     created: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     extra: dict = field(default_factory=dict)
+    # Thresholds other than the balanced ones, by name: {"stream": {"thresholds": [...],
+    # "min_precision": 0.95, "chosen_on": "team dev"}}; empty in models saved before them.
+    operating_points: dict[str, dict] = field(default_factory=dict)
+
+
+def check_operating_point(name: str) -> None:
+    """Refuse a name that is not an operating point, before anything is loaded."""
+    if name not in OPERATING_POINTS:
+        raise ModelLoadError(f"unknown operating point {name!r}; use {' or '.join(OPERATING_POINTS)}")
+
+
+def operating_thresholds(meta: ModelMeta, name: str, where: str) -> list[float]:
+    """The per-topic thresholds of operating point ``name`` of the model at ``where``."""
+    check_operating_point(name)
+    if name == BALANCED:
+        return list(meta.thresholds)
+    if name not in meta.operating_points:
+        why = (
+            f"it has {', '.join([BALANCED, *meta.operating_points])}"
+            if meta.operating_points
+            else "saved before operating points existed"
+        )
+        raise ModelLoadError(
+            f"{where} has no {name!r} operating point ({why}); retrain it, or use --operating-point {BALANCED}"
+        )
+    return list(meta.operating_points[name]["thresholds"])
 
 
 @dataclass(frozen=True)
@@ -77,14 +118,32 @@ class Prediction:
 
 
 class Predictor:
-    """A loaded model plus its thresholds and schema: texts in, labels out."""
+    """A loaded model plus its thresholds and schema: texts in, labels out.
 
-    def __init__(self, model: ScoringModel, meta: ModelMeta, schema: LabelSchema, source: str = ""):
+    It decides at one operating point (``balanced`` unless told otherwise); ``at`` gives the
+    same model deciding at another.
+    """
+
+    def __init__(
+        self,
+        model: ScoringModel,
+        meta: ModelMeta,
+        schema: LabelSchema,
+        source: str = "",
+        operating_point: str = BALANCED,
+    ):
         self.model = model
         self.meta = meta
         self.schema = schema
         self.source = source
-        self.thresholds = np.asarray(meta.thresholds, dtype=float)
+        self.operating_point = operating_point
+        where = source or f"this {meta.family} model"
+        self.thresholds = np.asarray(operating_thresholds(meta, operating_point, where), dtype=float)
+
+    def at(self, operating_point: str) -> Predictor:
+        """The same model (weights shared, nothing reloaded) deciding at ``operating_point``;
+        a name the model does not have is a ``ModelLoadError`` that says what to do."""
+        return Predictor(self.model, self.meta, self.schema, self.source, operating_point)
 
     def score(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         if len(texts) == 0:
@@ -160,6 +219,9 @@ def read_meta(folder: str | Path) -> ModelMeta:
         raise ModelLoadError(
             f"{folder}: model format {raw.get('format_version')} is not supported (expected {FORMAT_VERSION})"
         )
+    unknown = sorted(set(raw) - {f.name for f in fields(ModelMeta)})
+    if unknown:  # written by a newer allystance; a missing key takes its default (older models)
+        raise ModelLoadError(f"{folder} was saved by a newer allystance ({', '.join(unknown)}); upgrade allystance")
     return ModelMeta(**raw)
 
 
@@ -212,14 +274,18 @@ def _pyfunc_model_folder(uri: str) -> Path:
     return folder
 
 
-def load_predictor(uri: str | Path, schema: LabelSchema | None = None, quantized: bool = False) -> Predictor:
-    """Load a model from a local folder or any MLflow model URI (``runs:/``, ``models:/``).
+def load_predictor(
+    uri: str | Path, schema: LabelSchema | None = None, quantized: bool = False, operating_point: str = BALANCED
+) -> Predictor:
+    """Load a model from a local folder or any MLflow model URI (``runs:/``, ``models:/``),
+    deciding at ``operating_point`` (``balanced`` or ``stream``, see the module docstring).
 
     ``quantized=True`` loads the dynamic int8 variant (transformer families only).
     """
+    check_operating_point(operating_point)  # a typo fails before a model is fetched
     path = Path(str(uri))
     if (path / META_FILE).is_file():
-        return load_model(path, schema, quantized)
+        return load_model(path, schema, quantized).at(operating_point)
     if (path / "MLmodel").is_file() or ":/" in str(uri):
         # An allystance pyfunc model keeps its model folder as the artifact "model"; fetching
         # just that is faster than mlflow.pyfunc.load_model and loads the same weights.
@@ -229,7 +295,7 @@ def load_predictor(uri: str | Path, schema: LabelSchema | None = None, quantized
         except ModelLoadError as exc:
             raise ModelLoadError(f"{uri}: {exc}") from None
         predictor.source = str(uri)
-        return predictor
+        return predictor.at(operating_point)
     raise ModelLoadError(f"no model at {uri}: give a model folder or an MLflow URI such as models:/allystance@champion")
 
 

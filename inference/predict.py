@@ -25,7 +25,7 @@ from typing import IO, Any, TextIO
 import numpy as np
 
 from inference.ingest import Article, SegmentSettings, SkippedInput, iter_articles, segment_article
-from inference.model_io import Predictor
+from inference.model_io import BALANCED, Predictor
 from labels.errors import UserError
 from labels.stats import Table
 
@@ -556,10 +556,13 @@ def _records_in(path: Path) -> int:
     return 1
 
 
-def describe_model(uri: str) -> str:
-    """The ``model`` field of output rows: the URI, with the registry version when it has one."""
+def describe_model(uri: str, operating_point: str = BALANCED) -> str:
+    """The ``model`` field of output rows: the URI, with the registry version when it has one,
+    and the operating point when it is not the balanced one (so rows say how they were
+    labelled, and a resume at another point is refused)."""
+    point = "" if operating_point == BALANCED else f", {operating_point} operating point"
     if not str(uri).startswith("models:/"):
-        return str(uri)
+        return f"{uri}{point}"
     import mlflow
 
     name_and_ref = str(uri).removeprefix("models:/")
@@ -567,7 +570,7 @@ def describe_model(uri: str) -> str:
         client = mlflow.MlflowClient()
         if "@" in name_and_ref:
             name, alias = name_and_ref.split("@", 1)
-            return f"{uri} (version {client.get_model_version_by_alias(name, alias).version})"
+            return f"{uri} (version {client.get_model_version_by_alias(name, alias).version}){point}"
     except mlflow.exceptions.MlflowException:
         pass
-    return str(uri)
+    return f"{uri}{point}"

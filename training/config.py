@@ -76,9 +76,19 @@ class BaselineRecipe:
     # real-news dev combined F1 when the real-news folder is present (training.realnews).
     promote_metric: str = "selection_score"
     realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
+    # The stream operating point saved with the model: per topic, the lowest threshold (at or
+    # above the balanced one) whose team-dev topic precision reaches this (predict --operating-point stream).
+    stream_precision: float = 0.95
 
     def __post_init__(self) -> None:
         _check_search(self)
+        _check_stream_precision(self)
+
+
+def _check_stream_precision(recipe: Any) -> None:
+    # At 0.5 or below the stream point would be no stricter than F1 thresholds usually are.
+    if not 0.5 < recipe.stream_precision <= 1.0:
+        raise RecipeError(f"stream_precision must be in (0.5, 1], got {recipe.stream_precision}")
 
 
 def _check_search(recipe: Any) -> None:
@@ -129,6 +139,9 @@ class TransformerRecipe:
     # real-news dev combined F1 when the real-news folder is present (training.realnews).
     promote_metric: str = "selection_score"
     realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
+    # The stream operating point saved with the model: per topic, the lowest threshold (at or
+    # above the balanced one) whose team-dev topic precision reaches this (predict --operating-point stream).
+    stream_precision: float = 0.95
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.designs if d not in TRANSFORMER_DESIGNS]
@@ -145,6 +158,7 @@ class TransformerRecipe:
                 raise RecipeError(f"{name} must be at least 1")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise RecipeError("warmup_ratio must be in [0, 1)")
+        _check_stream_precision(self)
 
 
 @dataclass(frozen=True)
@@ -168,11 +182,15 @@ class EmbedRecipe:
     # real-news dev combined F1 when the real-news folder is present (training.realnews).
     promote_metric: str = "selection_score"
     realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
+    # The stream operating point saved with the model: per topic, the lowest threshold (at or
+    # above the balanced one) whose team-dev topic precision reaches this (predict --operating-point stream).
+    stream_precision: float = 0.95
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise RecipeError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         _check_search(self)
+        _check_stream_precision(self)
 
 
 @dataclass(frozen=True)
@@ -188,12 +206,16 @@ class BlendRecipe:
     # real-news dev combined F1 when the real-news folder is present (training.realnews).
     promote_metric: str = "selection_score"
     realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
+    # The stream operating point saved with the model: per topic, the lowest threshold (at or
+    # above the balanced one) whose team-dev topic precision reaches this (predict --operating-point stream).
+    stream_precision: float = 0.95
 
     def __post_init__(self) -> None:
         try:
             grid_units(self.weight_step)
         except ValueError as exc:
             raise RecipeError(str(exc)) from None
+        _check_stream_precision(self)
 
 
 @dataclass(frozen=True)
@@ -207,6 +229,12 @@ class RulesRecipe:
     # real-news dev combined F1 when the real-news folder is present (training.realnews).
     promote_metric: str = "selection_score"
     realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
+    # The stream operating point saved with the model: per topic, the lowest threshold (at or
+    # above the balanced one) whose team-dev topic precision reaches this (predict --operating-point stream).
+    stream_precision: float = 0.95
+
+    def __post_init__(self) -> None:
+        _check_stream_precision(self)
 
 
 def _lookup_field(cls: type, dotted: str) -> dataclasses.Field:

@@ -3,6 +3,7 @@
 Metrics (prefixed by the split when logged, e.g. ``dev_topic_micro_f1``):
 
 - ``topic_<t>_precision|recall|f1`` per topic, ``topic_micro_f1``, ``topic_macro_f1``,
+  ``topic_micro_precision|recall`` (over all (paragraph, topic) decisions),
   ``topic_exact_match`` (all four topic decisions right);
 - ``stance_macro_f1`` over favor/against/neutral on the gold (paragraph, topic) pairs,
   ``stance_f_avg`` (SemEval-style mean F1 of favor and against), ``stance_<t>_macro_f1``;
@@ -14,6 +15,10 @@ Metrics (prefixed by the split when logged, e.g. ``dev_topic_micro_f1``):
   cases (the real-news files do): a prediction equal to ``alt`` counts as right;
 - ``combined_f1``: the mean of ``topic_micro_f1`` and ``stance_macro_f1``, the default
   score for choosing and promoting models.
+
+Figures are at the model's balanced thresholds unless named otherwise: at another operating
+point (``inference.model_io``) the point follows the split, e.g. ``test_stream_topic_micro_f1``
+(:func:`metric_prefix`).
 
 :func:`bootstrap_intervals` gives a percentile interval for any of them by resampling
 paragraphs: on a set as small as the real-news dev file (192 paragraphs, 108 gold pairs) the
@@ -34,6 +39,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
+from inference.model_io import BALANCED
 from labels import NO_STANCE, LabelSchema
 
 # The few numbers worth printing and comparing, in this order (all higher-is-better).
@@ -49,6 +55,12 @@ HEADLINE_METRICS = (
 
 # The column of the end-to-end stance confusion table for a gold pair whose topic was missed.
 MISSED = "missed"
+
+
+def metric_prefix(split: str, operating_point: str = BALANCED) -> str:
+    """The prefix of a split's metrics at an operating point: ``dev`` at the balanced one (the
+    names every run has always logged), ``dev_stream`` at the stream one."""
+    return split if operating_point == BALANCED else f"{split}_{operating_point}"
 
 
 @dataclass
@@ -145,7 +157,9 @@ def topic_metrics(gold: np.ndarray, pred: np.ndarray, schema: LabelSchema) -> di
             float(r[i]),
             float(f[i]),
         )
-    out["topic_micro_f1"] = float(f1_score(gold, pred, average="micro", zero_division=0))
+    micro_p, micro_r, micro_f, _ = precision_recall_fscore_support(gold, pred, average="micro", zero_division=0)
+    out["topic_micro_precision"], out["topic_micro_recall"] = float(micro_p), float(micro_r)
+    out["topic_micro_f1"] = float(micro_f)
     out["topic_macro_f1"] = float(f1_score(gold, pred, average="macro", zero_division=0))
     out["topic_exact_match"] = float(np.mean(np.all(gold == pred, axis=1))) if len(gold) else 0.0
     return out

@@ -21,11 +21,14 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from inference.model_io import Predictor
 from labels import read_records
-from training.evaluate import evaluate
+from training.evaluate import evaluate, metric_prefix
 
 # The folder beside the repository that holds the real-news files, when there is one.
 DEFAULT_REALNEWS = Path(__file__).resolve().parents[2] / "shared" / "realnews"
@@ -55,14 +58,20 @@ def find_realnews(folder: str | Path | None = "auto") -> Path | None:
     return path if (path / DEV_FILE).is_file() else None
 
 
-def realnews_metrics(predictor: Predictor, folder: Path) -> dict[str, float]:
-    """The shared evaluation on the real dev set, prefixed ``realnews_``; ``combined_f1`` there
-    is topic micro-F1 and end-to-end stance macro-F1 averaged (a missed topic is a wrong stance)."""
+def realnews_metrics(predictor: Predictor, folder: Path, points: Sequence[str] | None = None) -> dict[str, float]:
+    """The shared evaluation on the real dev set at each operating point in ``points`` (the
+    predictor's own when None; the texts are scored once), prefixed ``realnews_`` at the
+    balanced point and ``realnews_<point>_`` at another; ``combined_f1`` there is topic
+    micro-F1 and end-to-end stance macro-F1 averaged (a missed topic is a wrong stance)."""
     records = read_records(folder / DEV_FILE)
     topic_scores, stance_proba = predictor.score([r["text"] for r in records])
-    metrics = evaluate(records, topic_scores, stance_proba, predictor.thresholds, predictor.schema, False).metrics
-    metrics["combined_f1"] = (metrics["topic_micro_f1"] + metrics.get("stance_e2e_macro_f1", 0.0)) / 2
-    return {f"{PREFIX}_{k}": v for k, v in metrics.items()}
+    out: dict[str, float] = {}
+    for point in points or [predictor.operating_point]:
+        thresholds = predictor.thresholds if point == predictor.operating_point else predictor.at(point).thresholds
+        metrics = evaluate(records, topic_scores, stance_proba, thresholds, predictor.schema, False).metrics
+        metrics["combined_f1"] = (metrics["topic_micro_f1"] + metrics.get("stance_e2e_macro_f1", 0.0)) / 2
+        out.update({f"{metric_prefix(PREFIX, point)}_{k}": v for k, v in metrics.items()})
+    return out
 
 
 def selection_score(metrics: dict[str, float]) -> float:
@@ -72,15 +81,29 @@ def selection_score(metrics: dict[str, float]) -> float:
     return team if real is None else (1 - REALNEWS_WEIGHT) * team + REALNEWS_WEIGHT * real
 
 
+def stream_texts(folder: Path, limit: int | None = None) -> list[dict]:
+    """The rows of the unlabelled stream file (``id``, ``origin``, ``text``), the first ``limit``."""
+    path = folder / STREAM_FILE
+    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()][:limit]
+
+
 def stream_summary(
-    predictor: Predictor, folder: Path, sample_size: int = 100, seed: int = 0, limit: int | None = None
+    predictor: Predictor,
+    folder: Path,
+    sample_size: int = 100,
+    seed: int = 0,
+    limit: int | None = None,
+    scores: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict[str, float], list[dict]]:
     """Share of stream paragraphs given any topic and each topic, and a random sample of the
-    topic-labelled ones (to read and count the wrong ones by hand)."""
-    path = folder / STREAM_FILE
-    rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()][:limit]
+    topic-labelled ones (to read and count the wrong ones by hand), at the predictor's
+    operating point. ``scores``: the stream rows already scored by this model (to compare
+    operating points without scoring twice)."""
+    rows = stream_texts(folder, limit)
     texts = [r["text"] for r in rows]
-    predictions = predictor.predict(texts) if texts else []
+    if scores is None:
+        scores = predictor.score(texts)
+    predictions = predictor.decide(*scores) if texts else []
     schema = predictor.schema
     labelled = [i for i, p in enumerate(predictions) if p.topics]
     n = max(len(rows), 1)
@@ -108,4 +131,5 @@ __all__ = [
     "realnews_metrics",
     "selection_score",
     "stream_summary",
+    "stream_texts",
 ]

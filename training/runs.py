@@ -4,6 +4,7 @@ and test, log, save, register and promote. Families call these so that runs comp
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -12,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 
-from inference.model_io import JOBLIB_FILE, ModelMeta, Predictor, save_model
+from inference.model_io import BALANCED, JOBLIB_FILE, STREAM, ModelMeta, Predictor, save_model
 from labels import DEFAULT_DATASET, LabelSchema, read_records
 from labels.errors import UserError
 from training import tracking
-from training.evaluate import evaluate
+from training.evaluate import Gold, evaluate, metric_prefix, precision_thresholds
 from training.realnews import SELECTION_METRIC, find_realnews, realnews_metrics, selection_score
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,19 @@ def read_splits(path: str | Path | None) -> Splits:
     return Splits(by_split["train"], by_split["dev"], by_split["test"], str(path))
 
 
+def stream_operating_point(
+    predictor: Predictor, dev: Sequence[dict], dev_topic_scores: np.ndarray, min_precision: float
+) -> Predictor:
+    """The predictor with its ``stream`` operating point added to its meta: per topic, the
+    lowest threshold at or above the balanced one whose team-dev precision reaches
+    ``min_precision`` (``training.evaluate.precision_thresholds``). Real news never picks it."""
+    gold = Gold.from_records(dev, predictor.schema).topics
+    thresholds = precision_thresholds(gold, dev_topic_scores, predictor.meta.thresholds, min_precision)
+    point = {"thresholds": thresholds, "min_precision": min_precision, "chosen_on": "team dev"}
+    meta = dataclasses.replace(predictor.meta, operating_points={**predictor.meta.operating_points, STREAM: point})
+    return Predictor(predictor.model, meta, predictor.schema, predictor.source)
+
+
 def evaluate_and_publish(
     predictor: Predictor,
     splits: Splits,
@@ -103,23 +118,43 @@ def evaluate_and_publish(
     run_id: str,
 ) -> TrainResult:
     """Inside an active run: evaluate on dev and test (and on the real-news dev set when the
-    recipe's ``realnews`` folder is there), log, save and register the model, and promote it
-    by the recipe's ``promote_metric`` when asked."""
+    recipe's ``realnews`` folder is there), add the ``stream`` operating point chosen on dev
+    (``recipe.stream_precision``) and evaluate there too, log, save and register the model,
+    and promote it by the recipe's ``promote_metric`` when asked.
+
+    Metrics at the stream point are named with the point after the split
+    (``test_stream_topic_micro_f1``, ``realnews_stream_topic_micro_precision``); the
+    selection score stays on the balanced point."""
     family, promote_metric, realnews = recipe.family, recipe.promote_metric, recipe.realnews
     metrics: dict[str, float] = {}
+    scored = {}
     for name, records in (("dev", splits.dev), ("test", splits.test)):
         if not records:
             continue
-        topic_scores, stance_proba = predictor.score([r["text"] for r in records])
-        result = evaluate(records, topic_scores, stance_proba, predictor.thresholds, schema)
+        scored[name] = (records, predictor.score([r["text"] for r in records]))
+        result = evaluate(records, *scored[name][1], predictor.thresholds, schema)
         tracking.log_evaluation(result, name)
         metrics.update(result.prefixed(name))
+    dev_records, (dev_topic_scores, _) = scored["dev"]
+    predictor = stream_operating_point(predictor, dev_records, dev_topic_scores, recipe.stream_precision)
+    stream = predictor.at(STREAM)
+    mlflow.log_dict(
+        {
+            "thresholds": dict(zip(schema.topic_ids, stream.thresholds.tolist(), strict=True)),
+            **{k: v for k, v in predictor.meta.operating_points[STREAM].items() if k != "thresholds"},
+        },
+        "thresholds_stream.json",
+    )
+    for name, (records, scores) in scored.items():
+        result = evaluate(records, *scores, stream.thresholds, schema, with_artifacts=False)
+        metrics.update(result.prefixed(metric_prefix(name, STREAM)))
     folder = find_realnews(realnews)
     if folder is not None:
-        metrics.update(realnews_metrics(predictor, folder))
+        metrics.update(realnews_metrics(predictor, folder, points=(BALANCED, STREAM)))
         mlflow.set_tag("realnews", str(folder))
     metrics[SELECTION_METRIC] = selection_score(metrics)
-    tracking.log_metrics({k: v for k, v in metrics.items() if k.startswith(("realnews_", SELECTION_METRIC))})
+    logged_apart = ("realnews_", SELECTION_METRIC, *(f"{metric_prefix(name, STREAM)}_" for name in scored))
+    tracking.log_metrics({k: v for k, v in metrics.items() if k.startswith(logged_apart)})
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = save_model(Path(tmp) / "model", predictor.model, predictor.meta)
         version = tracking.log_model(model_dir, predictor, [r["text"] for r in splits.dev], family)

@@ -26,6 +26,7 @@ class EvaluationReport:
     confusion: object = None  # a pandas DataFrame: gold stance rows, predicted stance or "missed" columns
     # 95% bootstrap interval of the headline metrics (paragraphs resampled); empty when not asked.
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    operating_point: str = "balanced"  # the thresholds the labels were decided with
 
 
 def evaluate_model(
@@ -36,11 +37,13 @@ def evaluate_model(
     tracking_uri: str | None = None,
     quantized: bool = False,
     bootstrap: int = 0,
+    operating_point: str = "balanced",
 ) -> EvaluationReport:
     """Evaluate a model URI or folder on a dataset file; write plots and errors to ``output``.
 
     ``quantized`` scores the dynamic int8 variant (transformer families); ``bootstrap`` > 0
-    adds 95% intervals of the headline metrics from that many resamples of the paragraphs.
+    adds 95% intervals of the headline metrics from that many resamples of the paragraphs;
+    ``operating_point`` picks the model's thresholds (``balanced`` or ``stream``, see ``inference.model_io``).
     """
     import matplotlib.pyplot as plt
     import numpy as np
@@ -57,7 +60,7 @@ def evaluate_model(
     )
 
     use_store(tracking_uri)
-    predictor = load_predictor(model, quantized=quantized)
+    predictor = load_predictor(model, quantized=quantized, operating_point=operating_point)
     records = [r for r in read_records(data) if split in (None, "all") or r.get("split") == split]
     if not records:
         raise UserError(f"{data} has no records in split {split!r}")
@@ -81,7 +84,7 @@ def evaluate_model(
         if bootstrap > 0
         else {}
     )
-    return EvaluationReport(result.metrics, by_origin, confusion, intervals)
+    return EvaluationReport(result.metrics, by_origin, confusion, intervals, predictor.operating_point)
 
 
 @dataclass
@@ -158,6 +161,11 @@ def evaluate_command(
         min=0,
         help="Resamples of the paragraphs for the 95%% intervals of the headline metrics (0: no intervals).",
     ),
+    operating_point: str = typer.Option(
+        "balanced",
+        "--operating-point",
+        help="Which thresholds saved with the model decide: balanced (the best F1 on team dev) or stream (for a feed where most paragraphs are not about the alliance: fewer topic labels, more of them right).",
+    ),
 ) -> None:
     """Score a model on labelled data: per-topic P/R/F1, micro/macro F1, exact match, stance macro-F1, F_avg, end-to-end stance, a stance confusion table, and a table per origin when the records have one.
 
@@ -171,6 +179,8 @@ def evaluate_command(
 
         allystance evaluate --data ../shared/realnews/dev.jsonl --split all
 
+        allystance evaluate --data ../shared/realnews/dev.jsonl --split all --operating-point stream
+
         allystance evaluate --behaviour --model models:/allystance/4 -o eval/
     """
     from training.evaluate import HEADLINE_METRICS
@@ -178,15 +188,19 @@ def evaluate_command(
     if behaviour:
         if data != DEFAULT_DATASET or split != "test":
             raise UserError("--behaviour runs the behaviour suite, not a labelled file: leave out --data and --split")
+        if operating_point != "balanced":
+            raise UserError("--behaviour checks the model at its balanced thresholds: leave out --operating-point")
         _print_behaviour(evaluate_behaviour(model, suite, output, tracking_uri, quantized, log))
         return
     if suite is not None:
         raise UserError("--suite goes with --behaviour")
 
-    report = evaluate_model(model, data, split, output, tracking_uri, quantized, bootstrap)
+    report = evaluate_model(model, data, split, output, tracking_uri, quantized, bootstrap, operating_point)
     metrics = report.metrics
     topics = [
-        k.removeprefix("topic_").rsplit("_", 1)[0] for k in metrics if k.startswith("topic_") and k.endswith("_f1")
+        k.removeprefix("topic_").rsplit("_", 1)[0]
+        for k in metrics
+        if k.startswith("topic_") and k.endswith("_f1") and k not in ("topic_micro_f1", "topic_macro_f1")
     ]
     per_topic = [
         (
@@ -205,9 +219,10 @@ def evaluate_command(
         for k, v in metrics.items()
         if not k.startswith(("topic_", "stance_")) or k in HEADLINE_METRICS or k == "stance_e2e_macro_f1"
     ]
+    at = f"{split}, {report.operating_point}"
     tables = [
-        Table(f"Per topic ({split})", ("topic", "precision", "recall", "F1", "stance macro-F1"), tuple(per_topic)),
-        Table(f"Overall ({split})", ("metric", "value", "95% interval"), tuple(overall)),
+        Table(f"Per topic ({at})", ("topic", "precision", "recall", "F1", "stance macro-F1"), tuple(per_topic)),
+        Table(f"Overall ({at})", ("metric", "value", "95% interval"), tuple(overall)),
     ]
     if report.confusion is not None and report.confusion.to_numpy().sum():
         frame = report.confusion

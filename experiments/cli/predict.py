@@ -56,6 +56,11 @@ def predict_command(
     keep_related: bool = typer.Option(False, "--keep-related", help="Keep text after a 'Related articles' marker."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (transformer models)."),
     quantized: bool = typer.Option(False, "--quantized", help="Use the int8 variant (transformer models)."),
+    operating_point: str = typer.Option(
+        "balanced",
+        "--operating-point",
+        help="Which thresholds saved with the model decide: balanced (per topic, the best F1 on team dev) or stream (raised until team-dev precision reaches the recipe's stream_precision, 0.95). Use stream for a feed where most paragraphs are not about the alliance: fewer topic labels, more of them right.",
+    ),
     explain: bool = typer.Option(
         False,
         "--explain",
@@ -77,6 +82,8 @@ def predict_command(
 
         cat story.txt | allystance predict - -o -
 
+        allystance predict feed.jsonl -o labelled.jsonl --operating-point stream
+
         allystance predict --engine spark paragraphs.parquet -o labelled.parquet --spark-master spark://host:7077
 
         allystance predict experiments/samples/articles --explain -o explained.jsonl && allystance report explained.jsonl -o report/
@@ -91,6 +98,8 @@ def predict_command(
     if engine == "spark":
         if explain:
             raise UserError("--explain runs with --engine local")
+        if operating_point != "balanced":
+            raise UserError("--operating-point runs with --engine local; Spark scores at the balanced point")
         _predict_on_spark(inputs, model, output, spark_master, tracking_uri)
         return
     if engine != "local":
@@ -98,7 +107,7 @@ def predict_command(
     quiet = bool(ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
     if ":/" in model:  # a model folder needs no tracking store (nor MLflow's import time)
         use_store(tracking_uri)
-    predictor = load_predictor(model, quantized=quantized)
+    predictor = load_predictor(model, quantized=quantized, operating_point=operating_point)
     if explain and not hasattr(predictor.model, "word_attributions"):
         raise UserError(f"the {predictor.meta.family} family cannot explain its labels; run without --explain")
     if device == "cuda":
@@ -141,7 +150,7 @@ def predict_command(
             inputs,
             predictor,
             output,
-            describe_model(model),
+            describe_model(model, operating_point),
             PredictSettings(
                 batch_size=batch_size,
                 segment_tables=segment,
@@ -158,7 +167,9 @@ def predict_command(
         )
     print_tables(report.tables(predictor.schema.topic_ids, predictor.schema.stance_values), console)
     where = "standard output" if output == "-" else output
-    console.print(f"wrote {report.paragraphs:,} rows to {where}", highlight=False)
+    console.print(
+        f"wrote {report.paragraphs:,} rows to {where} (operating point: {predictor.operating_point})", highlight=False
+    )
     if report.articles_file:
         console.print(f"article summaries in {report.articles_file}", highlight=False)
     if report.bad:

@@ -1,9 +1,12 @@
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from experiments.cli import app
+from labels import read_records
+from tests.conftest import write_jsonl
 from tests.inference.test_predict import model_dir  # noqa: F401 (fixture)
 
 runner = CliRunner()
@@ -41,3 +44,35 @@ def test_nothing_to_classify_exits_non_zero(tmp_path, model_dir):  # noqa: F811
     assert "no paragraph could be classified" in result.output
     errors = (tmp_path / "o.errors.jsonl").read_text()
     assert "no such file or directory" in errors
+
+
+def test_unknown_operating_point_is_refused_in_one_line(tmp_path, model_dir):  # noqa: F811
+    args = ["predict", str(FIXTURES / "widgets.txt"), "--model", str(model_dir), "-o", "-"]
+    result = runner.invoke(app, [*args, "--operating-point", "fast"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: unknown operating point 'fast'; use balanced or stream"
+    # model_dir was saved without operating points, as models trained before they existed
+    result = runner.invoke(app, [*args, "--operating-point", "stream"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1
+    assert f"{model_dir} has no 'stream' operating point" in lines[0] and "--operating-point balanced" in lines[0]
+
+
+@pytest.mark.slow
+def test_stream_operating_point_gives_no_more_topic_labels(tmp_path, trained_baseline, tracking_uri, small_dataset):
+    paragraphs = [{"id": r["id"], "text": r["text"]} for r in read_records(small_dataset)]
+    table = write_jsonl(tmp_path / "in.jsonl", paragraphs)
+    model = f"models:/allystance/{trained_baseline.model_version}"
+    rows = {}
+    for point in ("balanced", "stream"):
+        out = tmp_path / f"{point}.jsonl"
+        args = ["predict", str(table), "--model", model, "--tracking-uri", tracking_uri, "-o", str(out)]
+        result = runner.invoke(app, [*args, "--operating-point", point])
+        assert result.exit_code == 0, result.output
+        assert f"(operating point: {point})" in result.stderr
+        rows[point] = [json.loads(line) for line in out.read_text().splitlines()]
+    balanced, stream = rows["balanced"], rows["stream"]
+    assert [r["id"] for r in stream] == [r["id"] for r in balanced]
+    assert all(set(s["topics"]) <= set(b["topics"]) for s, b in zip(stream, balanced, strict=True))
+    assert sum(map(len, (r["topics"] for r in stream))) <= sum(map(len, (r["topics"] for r in balanced)))
+    assert stream[0]["model"] == f"{model}, stream operating point" and balanced[0]["model"] == model

@@ -88,3 +88,20 @@ def test_evaluate_real_news_style_file_shows_origins_and_confusion(tmp_path, rec
     )
     assert plain.exit_code == 0, plain.output
     assert not re.search(r"\d\.\d{3}–\d\.\d{3}", plain.output)
+
+
+@pytest.mark.slow
+def test_evaluate_at_the_stream_operating_point(small_dataset, tracking_uri, trained_baseline):
+    from experiments.cli.evaluate import evaluate_model
+
+    model = f"models:/{REGISTERED_MODEL}/{trained_baseline.model_version}"
+    report = evaluate_model(model, small_dataset, "test", None, tracking_uri, operating_point="stream")
+    assert report.operating_point == "stream"
+    assert report.metrics["topic_micro_f1"] == pytest.approx(trained_baseline.metrics["test_stream_topic_micro_f1"])
+    args = ["evaluate", "--model", model, "--data", str(small_dataset), "--tracking-uri", tracking_uri]
+    result = runner.invoke(app, [*args, "--operating-point", "stream"])
+    assert result.exit_code == 0, result.output
+    assert "Per topic (test, stream)" in result.output and "Overall (test, stream)" in result.output
+    assert "micro" not in result.output.split("Overall")[0]  # the per-topic table lists topics only
+    result = runner.invoke(app, [*args, "--operating-point", "strict"])
+    assert result.exit_code == 1 and "unknown operating point 'strict'" in result.output

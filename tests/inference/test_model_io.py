@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -67,3 +68,55 @@ def test_stance_is_only_given_for_predicted_topics():
     assert p.topics == ["cost_sharing", "opcon"]
     assert p.stance["cost_sharing"] == "favor"
     assert set(p.stance_scores) == {"cost_sharing", "opcon"}
+
+
+def _with_stream_point(predictor: Predictor, thresholds: list[float]) -> Predictor:
+    point = {"thresholds": thresholds, "min_precision": 0.95, "chosen_on": "team dev"}
+    meta = dataclasses.replace(predictor.meta, operating_points={"stream": point})
+    return Predictor(predictor.model, meta, predictor.schema)
+
+
+def test_stream_operating_point_round_trips_and_decides_with_its_thresholds(tmp_path):
+    exercises_off = [0.5, 1.5, 0.5, 0.5]  # the rules score 0 or 1: no exercises label at this point
+    predictor = _with_stream_point(_rules_predictor(), exercises_off)
+    folder = save_model(tmp_path / "m", predictor.model, predictor.meta)
+    stream = load_predictor(folder, operating_point="stream")
+    assert stream.operating_point == "stream" and stream.meta.operating_points == predictor.meta.operating_points
+    np.testing.assert_array_equal(stream.thresholds, exercises_off)
+    text = ["Seoul wants the drills cut and the cost-sharing talks restarted."]
+    (balanced,), (narrow,) = load_predictor(folder).predict(text), stream.predict(text)
+    assert "exercises" in balanced.topics and "exercises" not in narrow.topics
+    assert set(narrow.topics) <= set(balanced.topics) and narrow.topic_scores == balanced.topic_scores
+    np.testing.assert_array_equal(stream.at("balanced").thresholds, predictor.meta.thresholds)
+
+
+def test_model_saved_before_operating_points_loads_and_refuses_stream_in_one_line(tmp_path):
+    predictor = _rules_predictor()
+    folder = save_model(tmp_path / "m", predictor.model, predictor.meta)
+    meta = json.loads((folder / "allystance.json").read_text())
+    del meta["operating_points"]  # as every model saved before operating points existed
+    (folder / "allystance.json").write_text(json.dumps(meta))
+    texts = ["The unification ministry sent flood aid to the North."]
+    assert load_predictor(folder).predict(texts) == predictor.predict(texts)
+    with pytest.raises(ModelLoadError) as info:
+        load_predictor(folder, operating_point="stream")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{folder} has no 'stream' operating point")
+    assert "saved before operating points existed" in message and "--operating-point balanced" in message
+
+
+def test_unknown_operating_point_is_refused_before_any_model_is_loaded(tmp_path):
+    with pytest.raises(ModelLoadError, match="unknown operating point 'fast'; use balanced or stream"):
+        load_predictor(tmp_path / "nothing-here", operating_point="fast")
+    with pytest.raises(ModelLoadError, match="unknown operating point"):
+        _rules_predictor().at("fast")
+
+
+def test_meta_from_a_newer_allystance_is_refused_in_one_line(tmp_path):
+    predictor = _rules_predictor()
+    folder = save_model(tmp_path / "m", predictor.model, predictor.meta)
+    meta = json.loads((folder / "allystance.json").read_text())
+    meta["calibration"] = {"kind": "isotonic"}
+    (folder / "allystance.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match=r"saved by a newer allystance \(calibration\); upgrade allystance"):
+        load_model(folder)

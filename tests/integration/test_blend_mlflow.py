@@ -72,6 +72,15 @@ def test_registered_blend_reloads_with_the_same_scores_and_quantizes(trained_ble
     assert [getattr(m.model, "quantized", None) for m in int8.model.members] == [None, True]
 
 
+def test_blend_has_its_own_stream_operating_point(trained_blend, tracking_uri):
+    use_store(tracking_uri)
+    own = trained_blend.predictor.meta
+    stream = load_predictor(_uri(trained_blend), operating_point="stream")
+    np.testing.assert_array_equal(stream.thresholds, own.operating_points["stream"]["thresholds"])
+    assert all(s >= b for s, b in zip(stream.thresholds, own.thresholds, strict=True))
+    assert "test_stream_topic_micro_f1" in trained_blend.metrics
+
+
 def test_members_trained_on_other_data_are_refused(small_dataset, tracking_uri, trained_baseline, tmp_path):
     other_data = write_jsonl(tmp_path / "other.jsonl", read_records(small_dataset)[1:])
     other = train_baseline(build(BaselineRecipe, {"data": str(other_data), "search": {}}), tracking_uri)

@@ -1,7 +1,20 @@
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tests.conftest import write_jsonl
-from training.config import BaselineRecipe, BlendRecipe, RecipeError, RulesRecipe, build, flatten, load_recipe
+from training.config import (
+    BaselineRecipe,
+    BlendRecipe,
+    EmbedRecipe,
+    RecipeError,
+    RulesRecipe,
+    TransformerRecipe,
+    build,
+    flatten,
+    load_recipe,
+)
 from training.runs import TrainingError, read_splits
 
 
@@ -55,3 +68,20 @@ def test_read_splits_needs_train_and_dev(tmp_path, records):
     only_train = [dict(r, split="train") for r in records]
     with pytest.raises(TrainingError, match="no 'dev' records"):
         read_splits(write_jsonl(tmp_path / "t.jsonl", only_train))
+
+
+@pytest.mark.parametrize("cls", [BaselineRecipe, TransformerRecipe, EmbedRecipe, BlendRecipe, RulesRecipe])
+def test_every_family_has_a_validated_stream_precision(cls):
+    assert build(cls, {}).stream_precision == 0.95
+    assert build(cls, {"stream_precision": 1}).stream_precision == 1.0
+    for bad in (0.5, 1.01, 0):
+        with pytest.raises(RecipeError, match=r"stream_precision must be in \(0.5, 1\]"):
+            build(cls, {"stream_precision": bad})
+    with pytest.raises(RecipeError, match="stream_precision must be float"):
+        build(cls, {"stream_precision": "high"})
+
+
+@pytest.mark.parametrize("name", ["baseline", "transformer", "embed", "blend", "rules"])
+def test_shipped_recipes_set_the_stream_precision(name):
+    raw = yaml.safe_load(Path(f"experiments/{name}.yaml").read_text(encoding="utf-8"))
+    assert 0.5 < raw["stream_precision"] <= 1.0
