@@ -101,11 +101,13 @@ def evaluate_and_publish(
     recipe: Any,
     promote: bool,
     run_id: str,
+    model_family: str | None = None,
 ) -> TrainResult:
     """Inside an active run: evaluate on dev and test (and on the real-news dev set when the
     recipe's ``realnews`` folder is there), log, save and register the model, and promote it
-    by the recipe's ``promote_metric`` when asked."""
-    family, promote_metric, realnews = recipe.family, recipe.promote_metric, recipe.realnews
+    by the recipe's ``promote_metric`` when asked. The registered version is tagged with
+    ``model_family`` (default: the recipe's family)."""
+    family, promote_metric, realnews = model_family or recipe.family, recipe.promote_metric, recipe.realnews
     metrics: dict[str, float] = {}
     for name, records in (("dev", splits.dev), ("test", splits.test)):
         if not records:
