@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 from inference.model_io import Predictor, load_model, save_model
 from inference.predict import BadRecord, PredictReport, PredictSettings, count_records, iter_units
 from inference.preprocess import normalize_text
-from labels import NO_STANCE, LabelSchema, load_schema
+from labels import NO_STANCE, LabelSchema, load_schema, read_records
 from training import tracking
 from training.config import (
     ENCODER_FAMILIES,
@@ -73,6 +73,7 @@ from training.config import (
     load_recipe,
 )
 from training.evaluate import Gold, evaluate, precision_thresholds
+from training.realnews import DEV_FILE as REALNEWS_DEV
 from training.realnews import SELECTION_METRIC, find_realnews, realnews_metrics, selection_score
 from training.runs import (
     Splits,
@@ -199,9 +200,9 @@ def load_base_recipe(recipe: AdaptRecipe) -> BaselineRecipe | TransformerRecipe 
     )
 
 
-def recipe_hash(recipe: AdaptRecipe, base: Any, data_digest: str, schema: LabelSchema) -> str:
+def recipe_hash(recipe: AdaptRecipe, base: Any, data_digest: Any, schema: LabelSchema) -> str:
     """What the trained model depends on besides the corpus: the adaptation settings, the
-    resolved base recipe, the team dataset's content and the label schema."""
+    resolved base recipe, the labelled data's content and the label schema."""
     payload = {
         "adapt": {k: v for k, v in asdict(recipe).items() if k not in UNHASHED},
         "base": {k: v for k, v in asdict(base).items() if k not in UNHASHED},
@@ -236,14 +237,23 @@ class CorpusInfo:
     digest: str  # sha256 of the segmented paragraph texts in order (corpus_digest)
     paragraphs: int  # after segmentation
     repeated: int = 0  # dropped: the same text as an earlier paragraph
-    in_team_data: int = 0  # dropped: the text of a paragraph of the team's dataset
+    in_labelled_data: int = 0  # dropped: the text of a labelled paragraph (team dataset, real-news dev)
     used: int = 0  # what adaptation works on (after the max_paragraphs sample)
     sampled: bool = False  # an evenly spaced sample of the usable paragraphs
     bad_records: int = 0
 
     @property
     def usable(self) -> int:
-        return self.paragraphs - self.repeated - self.in_team_data
+        return self.paragraphs - self.repeated - self.in_labelled_data
+
+
+def labelled_texts(splits: Splits, realnews: Path | None) -> list[str]:
+    """Texts that must not enter the corpus: every split of the team dataset and, when the
+    real-news folder is there, its labelled dev set (what adaptation is measured on)."""
+    texts = [r["text"] for r in [*splits.train, *splits.dev, *splits.test]]
+    if realnews is not None:
+        texts += [r["text"] for r in read_records(realnews / REALNEWS_DEV)]
+    return texts
 
 
 def text_key(text: str) -> int:
@@ -261,7 +271,7 @@ def evenly_spaced(n: int, limit: int) -> np.ndarray:
 def read_corpus(
     inputs: Sequence[str],
     recipe: AdaptRecipe,
-    team_texts: Iterable[str],
+    labelled_texts: Iterable[str],
     out: Path,
     stdin: TextIO | None = None,
     show_progress: bool = False,
@@ -274,7 +284,7 @@ def read_corpus(
     """
     settings = PredictSettings(segment_tables=recipe.segment_tables, keep_related=recipe.keep_related)
     report = PredictReport()
-    team = {text_key(t) for t in team_texts}
+    labelled = {text_key(t) for t in labelled_texts}
     seen: set[int] = set()
     digest = hashlib.sha256()
     info = CorpusInfo(digest="", paragraphs=0)
@@ -293,8 +303,8 @@ def read_corpus(
                 info.paragraphs += 1
                 digest.update((json.dumps(unit.text, ensure_ascii=False) + "\n").encode("utf-8"))
                 key = text_key(unit.text)
-                if key in team:
-                    info.in_team_data += 1
+                if key in labelled:
+                    info.in_labelled_data += 1
                 elif key in seen:
                     info.repeated += 1
                 else:
@@ -308,10 +318,10 @@ def read_corpus(
             logger.warning("corpus: %d bad records skipped in all", info.bad_records)
         usable = info.usable
         if usable < recipe.min_paragraphs:
-            dropped = info.repeated + info.in_team_data
+            dropped = info.repeated + info.in_labelled_data
             note = (
                 f" ({info.paragraphs:,} read, less {info.repeated:,} repeated and "
-                f"{info.in_team_data:,} already in the team's data)"
+                f"{info.in_labelled_data:,} already labelled)"
                 if dropped
                 else ""
             )
@@ -794,15 +804,17 @@ def train_adapt(
             "set self_training, negatives, mlm (encoder families) or corpus_features (baseline) to true"
         )
     splits = read_splits(recipe.data)
-    hashed = recipe_hash(recipe, base, file_digest(splits.source), schema)
-    team_texts = (r["text"] for r in [*splits.train, *splits.dev, *splits.test])
+    realnews = find_realnews(recipe.realnews)
+    labelled = labelled_texts(splits, realnews)
+    data_digests = [file_digest(splits.source), file_digest(realnews / REALNEWS_DEV) if realnews else None]
+    hashed = recipe_hash(recipe, base, data_digests, schema)
 
     root = Path(recipe.state_dir).resolve().parent if recipe.state_dir else (Path.cwd() / STORE)
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".reading-", dir=root))
     skipped: list[str] = []
     try:
-        info = read_corpus(inputs, recipe, team_texts, work / CORPUS_FILE, stdin, show_progress)
+        info = read_corpus(inputs, recipe, labelled, work / CORPUS_FILE, stdin, show_progress)
         folder = Path(recipe.state_dir).resolve() if recipe.state_dir else root / f"{info.digest[:12]}-{hashed[:12]}"
         state = AdaptState(folder, hashed, info.digest)
         if state.done("corpus"):
@@ -829,6 +841,9 @@ def train_adapt(
     if state.done("final"):
         logger.info("every stage finished in an earlier run (%s); nothing to do", folder)
         final = state.output("final")
+        if promote and not final["promoted"]:
+            _promote_later(final, recipe, tracking_uri)
+            state.save()
         result = TrainResult(
             final["run_id"], final["model_version"], final["metrics"], final["promoted"], final["previous_champion"]
         )
@@ -853,7 +868,7 @@ def train_adapt(
                     "corpus_digest": info.digest,
                     "corpus_paragraphs": info.paragraphs,
                     "corpus_repeated": info.repeated,
-                    "corpus_in_team_data": info.in_team_data,
+                    "corpus_in_labelled_data": info.in_labelled_data,
                     "corpus_used": info.used,
                     "corpus_sampled": info.sampled,
                     "corpus_bad_records": info.bad_records,
@@ -982,6 +997,23 @@ def train_adapt(
             },
         )
     return AdaptResult(result, base.family, info, finished_rounds(), folder, methods, skipped)
+
+
+def _promote_later(final: dict, recipe: AdaptRecipe, tracking_uri: str | None) -> None:
+    """``--promote`` on an adaptation that finished without it: compare its registered model
+    with the champion now (``final`` is updated in place)."""
+    metric = recipe.promote_metric
+    if metric not in final["metrics"]:
+        raise TrainingError(f"promote_metric {metric!r} is not one of the logged metrics")
+    with tracking.resumed_run(final["run_id"], tracking_uri) as run:
+        if run is None:
+            raise TrainingError(
+                f"--promote: run {final['run_id']} of this adaptation is not in this tracking store; "
+                "give the --tracking-uri it was trained with"
+            )
+        final["promoted"], final["previous_champion"] = tracking.promote_if_better(
+            final["model_version"], metric, final["metrics"][metric]
+        )
 
 
 def _to_device(predictor: Predictor, base: Any) -> None:

@@ -121,6 +121,17 @@ def tracked_run(
         yield run
 
 
+@contextlib.contextmanager
+def resumed_run(run_id: str, tracking_uri: str | None = None) -> Iterator[mlflow.ActiveRun | None]:
+    """The run ``run_id`` continued (None when this store does not have it)."""
+    use_store(tracking_uri)
+    if not _run_exists(run_id):
+        yield None
+        return
+    with mlflow.start_run(run_id=run_id) as run:
+        yield run
+
+
 def _run_exists(run_id: str) -> bool:
     try:
         MlflowClient().get_run(run_id)

@@ -29,7 +29,7 @@ from training.adapt import (
 )
 from training.config import AdaptRecipe, RecipeError, build, load_recipe
 from training.evaluate import Gold
-from training.runs import TrainingError
+from training.runs import Splits, TrainingError
 from training.tracking import REGISTERED_MODEL, use_store
 from training.transformer import _backward, _Examples
 
@@ -123,7 +123,7 @@ def test_the_corpus_is_segmented_as_predict_segments_it(tmp_path, small_dataset)
     info = read_corpus(inputs, recipe, [r["text"] for r in team], tmp_path / "corpus.jsonl")
     assert info.paragraphs == len(units) == N_PARAGRAPHS + 2
     assert info.digest == corpus_digest(u.text for u in units)
-    assert (info.repeated, info.in_team_data, info.used, info.sampled) == (1, 1, N_PARAGRAPHS, False)
+    assert (info.repeated, info.in_labelled_data, info.used, info.sampled) == (1, 1, N_PARAGRAPHS, False)
     kept = [json.loads(line)["text"] for line in (tmp_path / "corpus.jsonl").open()]
     assert kept == [u.text for u in units][:N_PARAGRAPHS]
 
@@ -133,6 +133,15 @@ def test_the_corpus_is_segmented_as_predict_segments_it(tmp_path, small_dataset)
 
     with pytest.raises(TrainingError, match=r"^the corpus has 50 paragraphs after segmentation \(52 read"):
         read_corpus(inputs, AdaptRecipe(), [r["text"] for r in team], tmp_path / "small.jsonl")
+
+
+def test_labelled_paragraphs_stay_out_of_the_corpus(tmp_path, records):
+    splits = Splits(records[:2], records[2:4], records[4:], "fixture")
+    assert adapt.labelled_texts(splits, None) == [r["text"] for r in records]
+    folder = tmp_path / "realnews"  # a stand-in with the fixture's team-written records
+    folder.mkdir()
+    (folder / "dev.jsonl").write_text(json.dumps({**records[0], "id": "real-1", "text": "A real paragraph."}) + "\n")
+    assert adapt.labelled_texts(splits, folder)[-1] == "A real paragraph."
 
 
 @pytest.mark.parametrize(
@@ -266,10 +275,12 @@ def test_baseline_adaptation_end_to_end_and_resumed(tmp_path, small_dataset, tra
     np.testing.assert_allclose(predictor.score(texts)[0], saved.score(texts)[0])
     assert predictor.predict(texts)[0].topic_scores
 
-    # A third run finds everything done.
-    again = train_adapt(recipe, inputs, tracking_uri)
+    # A third run finds everything done; --promote then compares the registered model with the champion.
+    assert not outcome.result.promoted and outcome.result.previous_champion is None
+    again = train_adapt(recipe, inputs, tracking_uri, promote=True)
     assert again.result.model_version == outcome.result.model_version
     assert again.skipped == ["corpus", "round0", "round1", "final"]
+    assert again.result.promoted or again.result.previous_champion is not None
 
     # Another recipe is another state: refused in the same state_dir.
     with pytest.raises(TrainingError, match="holds an adaptation of another corpus or recipe"):
