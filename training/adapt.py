@@ -805,14 +805,70 @@ def train_adapt(
         )
     splits = read_splits(recipe.data)
     realnews = find_realnews(recipe.realnews)
-    labelled = labelled_texts(splits, realnews)
     data_digests = [file_digest(splits.source), file_digest(realnews / REALNEWS_DEV) if realnews else None]
     hashed = recipe_hash(recipe, base, data_digests, schema)
+    skipped: list[str] = []
+    state = _corpus_stage(recipe, inputs, labelled_texts(splits, realnews), hashed, stdin, show_progress, skipped)
+    info, folder = CorpusInfo(**state.output("corpus")), state.folder
+    pseudo = recipe.self_training or recipe.negatives
+    rounds = recipe.rounds if pseudo else 1
+    if not pseudo and recipe.rounds > 1:
+        logger.info("no pseudo-labels (self_training and negatives are off): one adapted round")
 
+    def outcome(result: TrainResult, skipped: list[str]) -> AdaptResult:
+        finished = [state.output(f"round{k}") for k in range(rounds + 1) if state.done(f"round{k}")]
+        return AdaptResult(result, base.family, info, finished, folder, methods, skipped)
+
+    if state.done("final"):
+        logger.info("every stage finished in an earlier run (%s); nothing to do", folder)
+        final = state.output("final")
+        if promote and not final["promoted"]:
+            _promote_later(final, recipe, tracking_uri)
+            state.save()
+        result = TrainResult(
+            final["run_id"], final["model_version"], final["metrics"], final["promoted"], final["previous_champion"]
+        )
+        return outcome(result, list(state.data["finished"]))
+
+    corpus = list(_read_jsonl(folder / CORPUS_FILE))
+    with tracking.tracked_run(
+        family=recipe.family,
+        recipe=recipe,
+        schema=schema,
+        experiment=recipe.experiment,
+        tracking_uri=tracking_uri,
+        run_name=f"adapt {base.family}",
+        dataset=tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source),
+        resume_run_id=state.data["run_id"],
+    ) as run:
+        if run.info.run_id == state.data["run_id"]:
+            logger.info("continuing MLflow run %s", run.info.run_id)
+        else:
+            extra = {"methods": ",".join(methods), "effective_rounds": rounds, "recipe_hash": hashed}
+            _describe_run(state, run.info.run_id, base, info, extra, recipe.family)
+        encoder = _mlm_stage(recipe, base, state, corpus, show_progress, skipped)
+        ctx = _Context(recipe, base, splits, schema, folder, corpus, encoder, show_progress)
+        family = FAMILIES[base.family](ctx)
+        for k in range(rounds + 1):
+            _round_stage(family, state, k, rounds, skipped)
+        result = _final_stage(state, ctx, rounds, methods, promote, run.info.run_id)
+    return outcome(result, skipped)
+
+
+def _corpus_stage(
+    recipe: AdaptRecipe,
+    inputs: Sequence[str],
+    labelled: list[str],
+    hashed: str,
+    stdin: TextIO | None,
+    show_progress: bool,
+    skipped: list[str],
+) -> AdaptState:
+    """Read and segment the corpus (every time: its digest names the state folder), and keep
+    it in the state folder unless an earlier run did."""
     root = Path(recipe.state_dir).resolve().parent if recipe.state_dir else (Path.cwd() / STORE)
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".reading-", dir=root))
-    skipped: list[str] = []
     try:
         info = read_corpus(inputs, recipe, labelled, work / CORPUS_FILE, stdin, show_progress)
         folder = Path(recipe.state_dir).resolve() if recipe.state_dir else root / f"{info.digest[:12]}-{hashed[:12]}"
@@ -829,174 +885,134 @@ def train_adapt(
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    info = CorpusInfo(**state.output("corpus"))
-    pseudo = recipe.self_training or recipe.negatives
-    rounds = recipe.rounds if pseudo else 1
-    if not pseudo and recipe.rounds > 1:
-        logger.info("no pseudo-labels (self_training and negatives are off): one adapted round")
+    return state
 
-    def finished_rounds() -> list[dict]:
-        return [state.output(f"round{k}") for k in range(rounds + 1) if state.done(f"round{k}")]
 
-    if state.done("final"):
-        logger.info("every stage finished in an earlier run (%s); nothing to do", folder)
-        final = state.output("final")
-        if promote and not final["promoted"]:
-            _promote_later(final, recipe, tracking_uri)
-            state.save()
-        result = TrainResult(
-            final["run_id"], final["model_version"], final["metrics"], final["promoted"], final["previous_champion"]
-        )
-        return AdaptResult(result, base.family, info, finished_rounds(), folder, methods, list(state.data["finished"]))
-
-    corpus = list(_read_jsonl(folder / CORPUS_FILE))
-    dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
-    with tracking.tracked_run(
-        family=recipe.family,
-        recipe=recipe,
-        schema=schema,
-        experiment=recipe.experiment,
-        tracking_uri=tracking_uri,
-        run_name=f"adapt {base.family}",
-        dataset=dataset,
-        resume_run_id=state.data["run_id"],
-    ) as run:
-        if run.info.run_id != state.data["run_id"]:
-            tracking.log_params(
-                {
-                    **{f"base.{k}": v for k, v in flatten(base).items()},
-                    "corpus_digest": info.digest,
-                    "corpus_paragraphs": info.paragraphs,
-                    "corpus_repeated": info.repeated,
-                    "corpus_in_labelled_data": info.in_labelled_data,
-                    "corpus_used": info.used,
-                    "corpus_sampled": info.sampled,
-                    "corpus_bad_records": info.bad_records,
-                    "methods": ",".join(methods),
-                    "effective_rounds": rounds,
-                    "recipe_hash": hashed,
-                    "state_folder": str(folder),
-                }
-            )
-            tracking.set_tags({"adapted_from": info.digest, "base_family": base.family})
-            for k, entry in enumerate(finished_rounds()):  # logged to another store by an earlier run
-                with tracking.nested_run(_round_name(k), {"round": k}, recipe.family):
-                    _log_round(entry)
-            state.data["run_id"] = run.info.run_id
-            state.save()
-        else:
-            logger.info("continuing MLflow run %s", run.info.run_id)
-
-        encoder = None
-        if recipe.mlm and base.family in ENCODER_FAMILIES:
-            encoder = folder / ENCODER_DIR
-            if state.done("mlm"):
-                logger.info("mlm: the adapted encoder is in %s from an earlier run, skipping", encoder)
-                skipped.append("mlm")
-            else:
-                from inference.encoder import resolve_base_model
-                from training.mlm import MlmSettings, continue_pretraining
-
-                settings = MlmSettings(
-                    epochs=recipe.mlm_epochs,
-                    lr=recipe.mlm_lr,
-                    batch_size=recipe.mlm_batch_size,
-                    max_length=recipe.mlm_max_length,
-                    probability=recipe.mlm_probability,
-                    seed=base.seed,
-                    device=base.device,
-                )
-                with tracking.nested_run("mlm", asdict(settings), recipe.family):
-                    stats = continue_pretraining(
-                        resolve_base_model(base.base_model),
-                        [row["text"] for row in corpus],
-                        encoder,
-                        settings,
-                        show_progress,
-                    )
-                    tracking.log_metrics(stats)
-                state.finish("mlm", stats)
-
-        ctx = _Context(recipe, base, splits, schema, folder, corpus, encoder, show_progress)
-        family = FAMILIES[base.family](ctx)
-        for k in range(rounds + 1):
-            stage = f"round{k}"
-            if state.done(stage):
-                logger.info("%s: finished in an earlier run, skipping", _round_name(k))
-                skipped.append(stage)
-                continue
-            ctx.chosen = state.output("round0")["chosen"] if k > 0 else {}
-            extra = list(_read_jsonl(folder / f"round{k - 1}_pseudo.jsonl")) if k > 0 and pseudo else []
-            weights = None
-            if k > 0:
-                weights = np.r_[np.ones(len(splits.train)), np.full(len(extra), recipe.pseudo_weight)]
-            logger.info(
-                "%s: fitting on %d team paragraphs and %d pseudo-labelled",
-                _round_name(k),
-                len(splits.train),
-                len(extra),
-            )
-            params = {"round": k, "pseudo_paragraphs": len(extra), "encoder": "mlm" if k > 0 and encoder else "base"}
-            with tracking.nested_run(_round_name(k), params, recipe.family):
-                predictor, chosen = family.fit(k, extra, weights)
-                metrics, (dev_topics, dev_stances) = round_metrics(predictor, splits, schema, recipe.realnews)
-                entry: dict[str, Any] = {
-                    "metrics": metrics,
-                    "chosen": chosen,
-                    "trained_on_pseudo": len(extra),
-                    "pseudo": None,
-                    "cutoffs": None,
-                }
-                if pseudo and k < rounds:
-                    cutoffs = dev_cutoffs(
-                        Gold.from_records(splits.dev, schema),
-                        dev_topics,
-                        dev_stances,
-                        predictor.thresholds,
-                        recipe.topic_precision,
-                        recipe.negative_recall_loss,
-                        recipe.stance_accuracy,
-                    )
-                    scores, stances = family.score_corpus(predictor, k)
-                    selection = select_pseudo_labels(
-                        scores, stances, cutoffs, schema, recipe.self_training, recipe.negatives
-                    )
-                    limit = int(recipe.max_pseudo_share * len(splits.train))
-                    selection = cap_selection(selection, limit, base.seed + k)
-                    _write_jsonl(folder / f"round{k}_pseudo.jsonl", pseudo_records(selection, corpus))
-                    entry["pseudo"] = pseudo_counts(selection, schema)
-                    entry["cutoffs"] = asdict(cutoffs)
-                _log_round(entry)
-            if k == rounds:  # the model published; earlier rounds live on in their pseudo-labels
-                _save_round_model(folder / stage, predictor)
-            del predictor
-            state.finish(stage, entry)
-
-        predictor = load_model(folder / f"round{rounds}", schema)
-        _to_device(predictor, base)
-        adapted = {
+def _describe_run(state: AdaptState, run_id: str, base: Any, info: CorpusInfo, extra: dict, family: str) -> None:
+    """A new parent run: the base recipe and the corpus as parameters, the corpus digest as a
+    tag, and the rounds an earlier run finished (logged to another store) as nested runs."""
+    tracking.log_params(
+        {
+            **{f"base.{k}": v for k, v in flatten(base).items()},
             "corpus_digest": info.digest,
-            "paragraphs": info.paragraphs,
-            "used": info.used,
-            "methods": methods,
-            "rounds": rounds,
+            "corpus_paragraphs": info.paragraphs,
+            "corpus_repeated": info.repeated,
+            "corpus_in_labelled_data": info.in_labelled_data,
+            "corpus_used": info.used,
+            "corpus_sampled": info.sampled,
+            "corpus_bad_records": info.bad_records,
+            "state_folder": str(state.folder),
+            **extra,
         }
-        meta = dataclasses.replace(predictor.meta, extra={**predictor.meta.extra, "adapted": adapted})
-        predictor = Predictor(predictor.model, meta, schema)
-        result = evaluate_and_publish(predictor, splits, schema, recipe, promote, run.info.run_id, base.family)
-        before = state.output("round0")["metrics"]
-        tracking.log_metrics({f"unadapted_{k}": before[k] for k in REFERENCE_METRICS if k in before})
-        state.finish(
-            "final",
-            {
-                "run_id": result.run_id,
-                "model_version": result.model_version,
-                "metrics": result.metrics,
-                "promoted": result.promoted,
-                "previous_champion": result.previous_champion,
-            },
-        )
-    return AdaptResult(result, base.family, info, finished_rounds(), folder, methods, skipped)
+    )
+    tracking.set_tags({"adapted_from": info.digest, "base_family": base.family})
+    k = 0
+    while state.done(f"round{k}"):
+        with tracking.nested_run(_round_name(k), {"round": k}, family):
+            _log_round(state.output(f"round{k}"))
+        k += 1
+    state.data["run_id"] = run_id
+    state.save()
+
+
+def _mlm_stage(
+    recipe: AdaptRecipe, base: Any, state: AdaptState, corpus: list[dict], show_progress: bool, skipped: list[str]
+) -> Path | None:
+    """The encoder after continued masked-LM pretraining on the corpus (None without ``mlm``)."""
+    if not (recipe.mlm and base.family in ENCODER_FAMILIES):
+        return None
+    encoder = state.folder / ENCODER_DIR
+    if state.done("mlm"):
+        logger.info("mlm: the adapted encoder is in %s from an earlier run, skipping", encoder)
+        skipped.append("mlm")
+        return encoder
+    from inference.encoder import resolve_base_model
+    from training.mlm import MlmSettings, continue_pretraining
+
+    settings = MlmSettings(
+        epochs=recipe.mlm_epochs,
+        lr=recipe.mlm_lr,
+        batch_size=recipe.mlm_batch_size,
+        max_length=recipe.mlm_max_length,
+        probability=recipe.mlm_probability,
+        seed=base.seed,
+        device=base.device,
+    )
+    with tracking.nested_run("mlm", asdict(settings), recipe.family):
+        texts = [row["text"] for row in corpus]
+        stats = continue_pretraining(resolve_base_model(base.base_model), texts, encoder, settings, show_progress)
+        tracking.log_metrics(stats)
+    state.finish("mlm", stats)
+    return encoder
+
+
+def _round_stage(family: _Family, state: AdaptState, k: int, rounds: int, skipped: list[str]) -> None:
+    """Round k: fit on train plus round k-1's pseudo-labels, evaluate, and (before the last
+    round) pseudo-label the corpus for round k+1; the last round's model is kept."""
+    ctx, stage = family.ctx, f"round{k}"
+    recipe, splits, schema = ctx.recipe, ctx.splits, ctx.schema
+    if state.done(stage):
+        logger.info("%s: finished in an earlier run, skipping", _round_name(k))
+        skipped.append(stage)
+        return
+    pseudo = recipe.self_training or recipe.negatives
+    ctx.chosen = state.output("round0")["chosen"] if k > 0 else {}
+    extra = list(_read_jsonl(state.folder / f"round{k - 1}_pseudo.jsonl")) if k > 0 and pseudo else []
+    weights = np.r_[np.ones(len(splits.train)), np.full(len(extra), recipe.pseudo_weight)] if k > 0 else None
+    logger.info(
+        "%s: fitting on %d team paragraphs and %d pseudo-labelled", _round_name(k), len(splits.train), len(extra)
+    )
+    params = {"round": k, "pseudo_paragraphs": len(extra), "encoder": "mlm" if k > 0 and ctx.encoder else "base"}
+    with tracking.nested_run(_round_name(k), params, recipe.family):
+        predictor, chosen = family.fit(k, extra, weights)
+        metrics, (dev_topics, dev_stances) = round_metrics(predictor, splits, schema, recipe.realnews)
+        entry: dict[str, Any] = {
+            "metrics": metrics,
+            "chosen": chosen,
+            "trained_on_pseudo": len(extra),
+            "pseudo": None,
+            "cutoffs": None,
+        }
+        if pseudo and k < rounds:
+            cutoffs = dev_cutoffs(
+                Gold.from_records(splits.dev, schema),
+                dev_topics,
+                dev_stances,
+                predictor.thresholds,
+                recipe.topic_precision,
+                recipe.negative_recall_loss,
+                recipe.stance_accuracy,
+            )
+            scores, stances = family.score_corpus(predictor, k)
+            selection = select_pseudo_labels(scores, stances, cutoffs, schema, recipe.self_training, recipe.negatives)
+            selection = cap_selection(selection, int(recipe.max_pseudo_share * len(splits.train)), ctx.base.seed + k)
+            _write_jsonl(state.folder / f"round{k}_pseudo.jsonl", pseudo_records(selection, ctx.corpus))
+            entry["pseudo"] = pseudo_counts(selection, schema)
+            entry["cutoffs"] = asdict(cutoffs)
+        _log_round(entry)
+    if k == rounds:  # the model published; earlier rounds live on in their pseudo-labels
+        _save_round_model(state.folder / stage, predictor)
+    state.finish(stage, entry)
+
+
+def _final_stage(
+    state: AdaptState, ctx: _Context, rounds: int, methods: list[str], promote: bool, run_id: str
+) -> TrainResult:
+    """The last round's model, as saved, evaluated, logged, registered and (if asked and
+    better) promoted like every family's, its meta saying what it was adapted to."""
+    info = CorpusInfo(**state.output("corpus"))
+    predictor = load_model(state.folder / f"round{rounds}", ctx.schema)
+    _to_device(predictor, ctx.base)
+    adapted = {"corpus_digest": info.digest, "paragraphs": info.paragraphs, "used": info.used}
+    adapted.update({"methods": methods, "rounds": rounds})
+    meta = dataclasses.replace(predictor.meta, extra={**predictor.meta.extra, "adapted": adapted})
+    predictor = Predictor(predictor.model, meta, ctx.schema)
+    result = evaluate_and_publish(predictor, ctx.splits, ctx.schema, ctx.recipe, promote, run_id, ctx.base.family)
+    before = state.output("round0")["metrics"]
+    tracking.log_metrics({f"unadapted_{k}": before[k] for k in REFERENCE_METRICS if k in before})
+    final = {"run_id": result.run_id, "model_version": result.model_version, "metrics": result.metrics}
+    state.finish("final", {**final, "promoted": result.promoted, "previous_champion": result.previous_champion})
+    return result
 
 
 def _promote_later(final: dict, recipe: AdaptRecipe, tracking_uri: str | None) -> None:

@@ -2,8 +2,10 @@
 hand-made scores, the corpus stage, the weighted transformer loss, and end-to-end runs of the
 baseline (with a resume), the transformer (with the masked-LM stage) and the embed family."""
 
+import dataclasses
 import json
 import logging
+import shutil
 
 import numpy as np
 import pytest
@@ -232,6 +234,7 @@ def test_baseline_adaptation_end_to_end_and_resumed(tmp_path, small_dataset, tra
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert state["finished"] == ["corpus", "round0", "round1"]
     assert (tmp_path / "state" / "round0_pseudo.jsonl").is_file() and (tmp_path / "state" / "round1").is_dir()
+    shutil.copytree(tmp_path / "state", tmp_path / "copy")
 
     # The rerun fits nothing again: it continues the same MLflow run with the final stage.
     def refit(*args, **kwargs):
@@ -243,6 +246,20 @@ def test_baseline_adaptation_end_to_end_and_resumed(tmp_path, small_dataset, tra
     assert outcome.skipped == ["corpus", "round0", "round1"]
     assert "round 1: finished in an earlier run, skipping" in caplog.text
     assert outcome.result.run_id == state["run_id"]
+
+    # The same state finished against another store: a new parent run, with the rounds the
+    # killed run fitted logged again as its nested runs.
+    elsewhere = f"sqlite:///{tmp_path / 'other.db'}"
+    moved = train_adapt(dataclasses.replace(recipe, state_dir=str(tmp_path / "copy")), inputs, elsewhere)
+    assert moved.result.run_id != state["run_id"] and moved.skipped == ["corpus", "round0", "round1"]
+    use_store(elsewhere)
+    relogged = MlflowClient().search_runs(
+        [MlflowClient().get_run(moved.result.run_id).info.experiment_id],
+        f"tags.mlflow.parentRunId = '{moved.result.run_id}'",
+        order_by=["attributes.start_time"],
+    )
+    assert [r.info.run_name for r in relogged] == ["round 0 (unadapted)", "round 1"]
+    assert relogged[1].data.metrics["dev_combined_f1"] == outcome.rounds[1]["metrics"]["dev_combined_f1"]
 
     # what was registered
     digest = corpus_digest(u.text for u in iter_units(inputs, PredictSettings(), PredictReport()))
