@@ -291,7 +291,7 @@ def adapt_tables(outcome: AdaptResult) -> list[Table]:
     """Before (round 0) against after (the registered model), and the pseudo-labels per round."""
     before, after = outcome.before, outcome.result.metrics
     rows = tuple(
-        (name, f"{before[name]:.3f}", f"{after[name]:.3f}", f"{after[name] - before[name]:+.3f}")
+        (name, f"{before[name]:.3f}", f"{after[name]:.3f}", f"{round(after[name] - before[name], 3) + 0.0:+.3f}")
         for name in ADAPT_METRICS
         if name in before and name in after
     )
