@@ -81,6 +81,7 @@ def continue_pretraining(
     torch.manual_seed(settings.seed)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # a bar per load and per save is noise next to ours
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(base_folder), local_files_only=True)
         model, info = AutoModelForMaskedLM.from_pretrained(
