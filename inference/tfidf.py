@@ -91,15 +91,29 @@ class _Constant:
         return np.ones((X.shape[0], 1))
 
 
-def fit_topic_heads(X, Y: np.ndarray, model: str, C: float, class_weight: str | None, seed: int) -> list:
-    """One binary classifier per topic column of ``Y`` (n x T, 0/1)."""
+def fit_topic_heads(
+    X,
+    Y: np.ndarray,
+    model: str,
+    C: float,
+    class_weight: str | None,
+    seed: int,
+    sample_weight: np.ndarray | None = None,
+) -> list:
+    """One binary classifier per topic column of ``Y`` (n x T, 0/1).
+
+    ``sample_weight`` (one per row; None = 1 each) scales each row's loss, e.g. a
+    pseudo-labelled paragraph counts less than a gold one (``training.adapt``).
+    """
     heads = []
     for t in range(Y.shape[1]):
         y = Y[:, t]
         if len(np.unique(y)) < 2:
             heads.append(_Constant(int(y[0])))
-        else:
+        elif sample_weight is None:
             heads.append(_binary_classifier(model, C, class_weight, seed).fit(X, y))
+        else:
+            heads.append(_binary_classifier(model, C, class_weight, seed).fit(X, y, sample_weight=sample_weight))
     return heads
 
 
@@ -127,10 +141,25 @@ def _stance_classifier(C: float, class_weight: str | None, seed: int) -> Logisti
 
 
 def fit_stance_heads(
-    X, S: np.ndarray, n_classes: int, design: str, C: float, class_weight: str | None, seed: int
+    X,
+    S: np.ndarray,
+    n_classes: int,
+    design: str,
+    C: float,
+    class_weight: str | None,
+    seed: int,
+    sample_weight: np.ndarray | None = None,
 ) -> list | LogisticRegression:
-    """Stance models on gold (paragraph, topic) pairs; ``S`` is n x T with -1 where absent."""
+    """Stance models on gold (paragraph, topic) pairs; ``S`` is n x T with -1 where absent.
+
+    ``sample_weight`` is one weight per paragraph (row of ``S``; None = 1 each), given to
+    each of its pairs.
+    """
     n_topics = S.shape[1]
+
+    def weights(rows: np.ndarray) -> dict:
+        return {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight, dtype=float)[rows]}
+
     if design == "per_topic":
         heads = []
         for t in range(n_topics):
@@ -141,11 +170,13 @@ def fit_stance_heads(
             elif len(np.unique(y)) < 2:
                 heads.append(_Constant(int(y[0])))
             else:
-                heads.append(_stance_classifier(C, class_weight, seed).fit(X[rows], y))
+                heads.append(_stance_classifier(C, class_weight, seed).fit(X[rows], y, **weights(rows)))
         return heads
     if design == "crossed":
         rows, topics = np.nonzero(S >= 0)
-        return _stance_classifier(C, class_weight, seed).fit(_cross(X[rows], topics, n_topics), S[rows, topics])
+        return _stance_classifier(C, class_weight, seed).fit(
+            _cross(X[rows], topics, n_topics), S[rows, topics], **weights(rows)
+        )
     raise ValueError(f"unknown stance design {design!r}; expected one of {', '.join(STANCE_DESIGNS)}")
 
 

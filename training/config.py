@@ -237,6 +237,80 @@ class RulesRecipe:
         _check_stream_precision(self)
 
 
+ADAPT_BASE_FAMILIES = ("baseline", "transformer", "embed")
+ENCODER_FAMILIES = ("transformer", "embed")
+
+
+@dataclass(frozen=True)
+class AdaptRecipe:
+    """Adapting a family to a user's unlabelled corpus (``allystance train adapt``).
+
+    Round 0 fits the base family on the team's training split as its own trainer would;
+    each later round adds corpus paragraphs the previous round labelled confidently
+    (``self_training``) or confidently left without a topic (``negatives``), weighted by
+    ``pseudo_weight``. The confidence cut-offs are set on the team dev split. ``mlm``
+    continues the encoder's masked-LM pretraining on the corpus first (encoder families);
+    ``corpus_features`` fits the baseline's TF-IDF vocabulary and IDF on train + corpus.
+    """
+
+    family: str = "adapt"
+    experiment: str = "allystance"
+    data: str | None = None  # the team dataset (null = shipped); replaces the base recipe's data
+    base_family: str = "baseline"  # baseline | transformer | embed: the family adapted
+    base_recipe: str | None = None  # that family's recipe file; null = experiments/<base_family>.yaml
+    base_set: list[str] = field(default_factory=list)  # key=value overrides of the base recipe
+    self_training: bool = True
+    negatives: bool = True
+    mlm: bool = False
+    corpus_features: bool = True
+    rounds: int = 2
+    pseudo_weight: float = 0.5
+    topic_precision: float = 0.95
+    negative_recall_loss: float = 0.01
+    stance_accuracy: float = 0.9
+    max_pseudo_share: float = 1.0
+    mlm_epochs: int = 1
+    mlm_lr: float = 5e-5
+    mlm_batch_size: int = 16
+    mlm_max_length: int = 128
+    mlm_probability: float = 0.15
+    min_paragraphs: int = 200
+    max_paragraphs: int = 100_000
+    segment_tables: bool = False  # as predict --segment: split table texts into paragraphs
+    keep_related: bool = False  # as predict --keep-related
+    state_dir: str | None = None  # null = .allystance/adapt/<corpus digest>-<recipe hash> here
+    promote_metric: str = "selection_score"
+    realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
+    stream_precision: float = 0.95  # the adapted model's stream operating point, as in the other recipes
+
+    def __post_init__(self) -> None:
+        _check_stream_precision(self)
+        if self.base_family not in ADAPT_BASE_FAMILIES:
+            raise RecipeError(f"base_family must be one of {', '.join(ADAPT_BASE_FAMILIES)}, got {self.base_family!r}")
+        if self.mlm and self.base_family not in ENCODER_FAMILIES:
+            raise RecipeError(
+                f"mlm continues the pretraining of an encoder and the {self.base_family} family has none: "
+                "use base_family transformer or embed, or --set mlm=false"
+            )
+        if not isinstance(self.base_set, list) or not all(isinstance(item, str) for item in self.base_set):
+            raise RecipeError("base_set must be a list of key=value strings")
+        for name in ("rounds", "mlm_epochs", "mlm_batch_size", "mlm_max_length", "min_paragraphs"):
+            if getattr(self, name) < 1:
+                raise RecipeError(f"{name} must be at least 1")
+        if self.max_paragraphs < self.min_paragraphs:
+            raise RecipeError("max_paragraphs must be at least min_paragraphs")
+        for name in ("topic_precision", "stance_accuracy"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise RecipeError(f"{name} must be in (0, 1]")
+        if not 0.0 <= self.negative_recall_loss < 1.0:
+            raise RecipeError("negative_recall_loss must be in [0, 1)")
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise RecipeError("mlm_probability must be in (0, 1)")
+        for name in ("pseudo_weight", "max_pseudo_share", "mlm_lr"):
+            if getattr(self, name) <= 0:
+                raise RecipeError(f"{name} must be above 0")
+
+
 def _lookup_field(cls: type, dotted: str) -> dataclasses.Field:
     current: Any = cls
     fld = None
@@ -311,7 +385,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
                 raise RecipeError(f"override {key!r}: {part} is not a mapping")
-        target[parts[-1]] = yaml.safe_load(text)
+        try:
+            target[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise RecipeError(f"override {item!r}: the value is not valid YAML ({problem}); quote strings") from None
     return out
 
 

@@ -116,16 +116,18 @@ def evaluate_and_publish(
     recipe: Any,
     promote: bool,
     run_id: str,
+    model_family: str | None = None,
 ) -> TrainResult:
     """Inside an active run: evaluate on dev and test (and on the real-news dev set when the
     recipe's ``realnews`` folder is there), add the ``stream`` operating point chosen on dev
     (``recipe.stream_precision``) and evaluate there too, log, save and register the model,
-    and promote it by the recipe's ``promote_metric`` when asked.
+    and promote it by the recipe's ``promote_metric`` when asked. The registered version is
+    tagged with ``model_family`` (default: the recipe's family).
 
     Metrics at the stream point are named with the point after the split
     (``test_stream_topic_micro_f1``, ``realnews_stream_topic_micro_precision``); the
     selection score stays on the balanced point."""
-    family, promote_metric, realnews = recipe.family, recipe.promote_metric, recipe.realnews
+    family, promote_metric, realnews = model_family or recipe.family, recipe.promote_metric, recipe.realnews
     metrics: dict[str, float] = {}
     scored = {}
     for name, records in (("dev", splits.dev), ("test", splits.test)):

@@ -94,9 +94,18 @@ def tracked_run(
     tracking_uri: str | None = None,
     run_name: str | None = None,
     dataset: mlflow.data.Dataset | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """A top-level run with the recipe, schema, git commit, dataset and family logged."""
+    """A top-level run with the recipe, schema, git commit, dataset and family logged.
+
+    ``resume_run_id``: continue that run instead (nothing is logged again) when this store
+    has it; otherwise a new run starts. Compare the yielded run's id to tell which happened.
+    """
     uri = use_store(tracking_uri)
+    if resume_run_id is not None and _run_exists(resume_run_id):
+        with mlflow.start_run(run_id=resume_run_id) as run:
+            yield run
+        return
     experiment_id = ensure_experiment(experiment, uri)
     tags = {
         "family": family,
@@ -113,6 +122,25 @@ def tracked_run(
 
 
 @contextlib.contextmanager
+def resumed_run(run_id: str, tracking_uri: str | None = None) -> Iterator[mlflow.ActiveRun | None]:
+    """The run ``run_id`` continued (None when this store does not have it)."""
+    use_store(tracking_uri)
+    if not _run_exists(run_id):
+        yield None
+        return
+    with mlflow.start_run(run_id=run_id) as run:
+        yield run
+
+
+def _run_exists(run_id: str) -> bool:
+    try:
+        MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
+
+
+@contextlib.contextmanager
 def nested_run(name: str, params: dict[str, Any], family: str) -> Iterator[mlflow.ActiveRun]:
     parent = mlflow.active_run()
     experiment_id = parent.info.experiment_id if parent else None
@@ -121,6 +149,26 @@ def nested_run(name: str, params: dict[str, Any], family: str) -> Iterator[mlflo
     ) as run:
         mlflow.log_params({k: _param(v) for k, v in params.items()})
         yield run
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Parameters of the active run (values as text, cut to MLflow's 500 characters)."""
+    mlflow.log_params({k: _param(v) for k, v in params.items()})
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    """Tags of the active run."""
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_dict(data: dict, name: str) -> None:
+    """A JSON artifact of the active run."""
+    mlflow.log_dict(data, name)
+
+
+def log_thresholds(schema: LabelSchema, thresholds: Sequence[float], name: str = "thresholds.json") -> None:
+    """The topic thresholds, by topic id, as a JSON artifact of the active run."""
+    mlflow.log_dict({"thresholds": dict(zip(schema.topic_ids, thresholds, strict=True))}, name)
 
 
 def _param(value: Any) -> str:

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from inference.encoder import length_sorted_batches, pick_device, resolve_base_model
-from inference.model_io import Predictor
+from inference.model_io import ModelMeta, Predictor
 from inference.transformer import WEIGHTS, TransformerTopicStance
 from labels import NO_STANCE, LabelSchema, load_schema
 from training import tracking
@@ -84,19 +84,29 @@ def topic_pos_weights(topics: np.ndarray) -> np.ndarray:
 
 
 class _Examples:
-    """Training inputs tokenised once: paragraphs, and for the pair design the gold pairs."""
+    """Training inputs tokenised once: paragraphs, and for the pair design the gold pairs.
 
-    def __init__(self, model: TransformerTopicStance, gold: Gold):
+    ``weights`` (one per paragraph, None = 1 each) scale each paragraph's loss terms, e.g.
+    a pseudo-labelled paragraph against a gold one; a topic whose stance is ``NO_STANCE``
+    while the topic is present trains the topic head only (its stance is masked).
+    """
+
+    def __init__(self, model: TransformerTopicStance, gold: Gold, weights: Sequence[float] | None = None):
         self.paragraphs = model.tokenize(gold.texts)
         self.topics = torch.tensor(gold.topics, dtype=torch.float32)
         self.stances = torch.tensor(gold.stances, dtype=torch.long)
+        self.weights = None if weights is None else torch.tensor(np.asarray(weights, dtype=np.float32))
+        if self.weights is not None and len(self.weights) != len(gold.texts):
+            raise ValueError(f"{len(self.weights)} weights for {len(gold.texts)} training paragraphs")
         self.pairs: list[dict[str, list[int]]] = []
         self.pair_labels = torch.zeros(0, dtype=torch.long)
+        self.pair_rows = np.zeros(0, dtype=int)
         self.pairs_of: list[list[int]] = [[] for _ in gold.texts]
         if model.design == "pair":
             rows, topics = np.nonzero(gold.stances != NO_STANCE)
             self.pairs = model.tokenize_pairs([gold.texts[r] for r in rows], topics)
             self.pair_labels = torch.tensor(gold.stances[rows, topics], dtype=torch.long)
+            self.pair_rows = rows
             for k, r in enumerate(rows):
                 self.pairs_of[r].append(k)
 
@@ -120,15 +130,26 @@ def _backward(
     graph is held at a time, which on CPU is markedly faster than holding both.
     """
     net = model.net
+    weights = None if examples.weights is None else examples.weights[idx].to(device)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     with autocast:
         topic_logits, stance_logits = net.paragraph_logits(model.collate([examples.paragraphs[i] for i in idx]))
-        loss = topic_loss(topic_logits.float(), examples.topics[idx].to(device))
+        topic_targets = examples.topics[idx].to(device)
+        if weights is None:
+            loss = topic_loss(topic_logits.float(), topic_targets)
+        else:
+            loss = _weighted_topic_loss(topic_loss, topic_logits.float(), topic_targets, weights)
         if stance_logits is not None:  # the one-pass designs
             targets = examples.stances[idx].to(device)
             if bool((targets != NO_STANCE).any()):  # all-ignored targets would give NaN
-                logits = stance_logits.float()
-                loss = loss + stance_weight * stance_loss(logits.reshape(-1, net.n_stances), targets.reshape(-1))
+                logits = stance_logits.float().reshape(-1, net.n_stances)
+                if weights is None:
+                    loss = loss + stance_weight * stance_loss(logits, targets.reshape(-1))
+                else:
+                    row_weights = weights.repeat_interleave(targets.shape[1])
+                    loss = loss + stance_weight * _weighted_stance_loss(
+                        stance_loss, logits, targets.reshape(-1), row_weights
+                    )
     loss.backward()
     total = float(loss.detach())
     pair_idx = [k for i in idx for k in examples.pairs_of[i]]
@@ -136,10 +157,41 @@ def _backward(
         with autocast:
             pair_pooled = net.encode(model.collate([examples.pairs[k] for k in pair_idx]))
             logits = net.stance_logits(pair_pooled).float()
-            loss = stance_weight * stance_loss(logits, examples.pair_labels[pair_idx].to(device))
+            targets = examples.pair_labels[pair_idx].to(device)
+            if examples.weights is None:
+                loss = stance_weight * stance_loss(logits, targets)
+            else:
+                pair_weights = examples.weights[examples.pair_rows[pair_idx]].to(device)
+                loss = stance_weight * _weighted_stance_loss(stance_loss, logits, targets, pair_weights)
         loss.backward()
         total += float(loss.detach())
     return total
+
+
+def _weighted_topic_loss(
+    topic_loss: torch.nn.BCEWithLogitsLoss, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """``topic_loss`` (its ``pos_weight`` included) with each paragraph's terms scaled by its
+    weight; the mean over the batch as before, so weights of 1 give the unweighted loss."""
+    per_item = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, targets, pos_weight=topic_loss.pos_weight, reduction="none"
+    )
+    return (per_item * weights[:, None]).mean()
+
+
+def _weighted_stance_loss(
+    stance_loss: torch.nn.CrossEntropyLoss, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """``stance_loss`` (class weights, ``NO_STANCE`` ignored) with each pair's term scaled by
+    its paragraph's weight. The normaliser is the one the unweighted mean uses (the summed
+    class weights of the pairs), so a weight is an absolute scale: a batch of pseudo-labelled
+    paragraphs at weight 0.5 moves the model half as far as the same batch of gold ones."""
+    per_item = torch.nn.functional.cross_entropy(
+        logits, targets, weight=stance_loss.weight, ignore_index=NO_STANCE, reduction="none"
+    )
+    valid = targets != NO_STANCE
+    class_weights = stance_loss.weight[targets[valid]] if stance_loss.weight is not None else valid[valid].float()
+    return (per_item * weights).sum() / class_weights.sum()
 
 
 def _optimizer(model: TransformerTopicStance, recipe: TransformerRecipe) -> torch.optim.Optimizer:
@@ -172,8 +224,12 @@ def fine_tune(
     dev_records: Sequence[dict],
     schema: LabelSchema,
     show_progress: bool = False,
+    weights: Sequence[float] | None = None,
 ) -> FitOutcome:
-    """Fine-tune one stance design; log the loss curve and per-epoch dev scores to the active run."""
+    """Fine-tune one stance design; log the loss curve and per-epoch dev scores to the active run.
+
+    ``weights``: one per training paragraph (None = 1 each, the plain loss); see ``_Examples``.
+    """
     start = time.perf_counter()
     set_seed(recipe.seed)
     device = pick_device(recipe.device)
@@ -189,7 +245,7 @@ def fine_tune(
         batch_size=recipe.eval_batch_size,
     )
     model.net.to(device)
-    examples = _Examples(model, train)
+    examples = _Examples(model, train, weights)
     n_classes = len(schema.stance_values)
     balanced = recipe.class_weight == "balanced"
     topic_loss = torch.nn.BCEWithLogitsLoss(
@@ -256,6 +312,55 @@ def fine_tune(
     return FitOutcome(design, model, thresholds, metrics, best_epoch, epochs_run, step, time.perf_counter() - start)
 
 
+def fit_designs(
+    recipe: TransformerRecipe,
+    base_folder: str,
+    train: Gold,
+    dev_records: Sequence[dict],
+    schema: LabelSchema,
+    weights: Sequence[float] | None = None,
+    show_progress: bool = False,
+) -> tuple[FitOutcome, list[FitOutcome]]:
+    """Fine-tune every stance design of the recipe, each a nested run of the active run; the
+    best by ``select_metric`` on dev (its model kept, the others' freed), and all outcomes."""
+    outcomes: list[FitOutcome] = []
+    for design in recipe.designs:
+        with tracking.nested_run(f"stance design {design}", {"design": design}, recipe.family):
+            outcome = fine_tune(recipe, design, base_folder, train, dev_records, schema, show_progress, weights)
+            tracking.log_metrics(
+                {
+                    **outcome.dev_metrics,
+                    "best_epoch": outcome.best_epoch,
+                    "epochs_run": outcome.epochs_run,
+                    "steps": outcome.steps,
+                    "train_seconds": outcome.seconds,
+                }
+            )
+        outcomes.append(outcome)
+    if recipe.select_metric not in outcomes[0].dev_metrics:
+        raise TrainingError(f"select_metric {recipe.select_metric!r} is not a dev metric")
+    chosen = max(outcomes, key=lambda o: o.dev_metrics[recipe.select_metric])
+    for other in outcomes:
+        if other is not chosen:
+            other.model = None  # free its encoder before evaluating the winner
+    assert chosen.model is not None
+    return chosen, outcomes
+
+
+def transformer_meta(recipe: TransformerRecipe, schema: LabelSchema, chosen: FitOutcome, **extra) -> ModelMeta:
+    """What a fine-tuned model says about itself (family, thresholds, design, base model)."""
+    return make_meta(
+        recipe.family,
+        schema,
+        chosen.thresholds,
+        weights=WEIGHTS,
+        base_model=recipe.base_model,
+        design=chosen.design,
+        max_length=recipe.max_length,
+        **extra,
+    )
+
+
 def train_transformer(
     recipe: TransformerRecipe,
     tracking_uri: str | None = None,
@@ -268,43 +373,13 @@ def train_transformer(
     base_folder = str(resolve_base_model(recipe.base_model))
     train = Gold.from_records(splits.train, schema)
     with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
-        outcomes: list[FitOutcome] = []
-        for design in recipe.designs:
-            with tracking.nested_run(f"stance design {design}", {"design": design}, recipe.family):
-                outcome = fine_tune(recipe, design, base_folder, train, splits.dev, schema, show_progress)
-                tracking.log_metrics(
-                    {
-                        **outcome.dev_metrics,
-                        "best_epoch": outcome.best_epoch,
-                        "epochs_run": outcome.epochs_run,
-                        "steps": outcome.steps,
-                        "train_seconds": outcome.seconds,
-                    }
-                )
-            outcomes.append(outcome)
-        if recipe.select_metric not in outcomes[0].dev_metrics:
-            raise TrainingError(f"select_metric {recipe.select_metric!r} is not a dev metric")
-        chosen = max(outcomes, key=lambda o: o.dev_metrics[recipe.select_metric])
-        for other in outcomes:
-            if other is not chosen:
-                other.model = None  # free its encoder before evaluating the winner
+        chosen, outcomes = fit_designs(recipe, base_folder, train, splits.dev, schema, show_progress=show_progress)
         assert chosen.model is not None
-        import mlflow
-
-        mlflow.log_params({"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch})
-        mlflow.log_dict({"thresholds": dict(zip(schema.topic_ids, chosen.thresholds, strict=True))}, "thresholds.json")
+        tracking.log_params({"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch})
+        tracking.log_thresholds(schema, chosen.thresholds)
         tracking.log_metrics({"train_seconds": sum(o.seconds for o in outcomes)})
         chosen.model.calibrate(calibration_texts(splits.train))  # input ranges for the int8 variant
-        meta = make_meta(
-            recipe.family,
-            schema,
-            chosen.thresholds,
-            weights=WEIGHTS,
-            base_model=recipe.base_model,
-            design=chosen.design,
-            max_length=recipe.max_length,
-        )
-        predictor = Predictor(chosen.model, meta, schema)
+        predictor = Predictor(chosen.model, transformer_meta(recipe, schema, chosen), schema)
         result = evaluate_and_publish(predictor, splits, schema, recipe, promote, run.info.run_id)
         result.chosen = {"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch}
         result.candidates = {o.design: {**o.dev_metrics, "train_seconds": o.seconds} for o in outcomes}

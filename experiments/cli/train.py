@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from experiments.cli.common import print_tables, user_errors
 from labels.stats import Table
 
 if TYPE_CHECKING:
+    from training.adapt import AdaptResult
     from training.runs import TrainResult
 
 app = typer.Typer(help="Train a model family from a recipe; every run is tracked in MLflow.", no_args_is_help=True)
@@ -221,3 +223,89 @@ def blend(
     )
     print_tables([Table("Member weights (chosen on dev)", ("member", "model", "topic weight", "stance weight"), rows)])
     report(result, time.perf_counter() - start)
+
+
+@app.command()
+@user_errors
+def adapt(
+    ctx: typer.Context,
+    unlabelled: list[str] = typer.Option(
+        ...,
+        "--unlabelled",
+        "-u",
+        help="Your unlabelled text, read as 'allystance predict' reads it: article files (.txt .md .html), tables (.jsonl .csv .parquet), folders, quoted globs, or - for stdin. Repeatable.",
+        show_default=False,
+    ),
+    recipe: Path = typer.Option(RECIPES / "adapt.yaml", "--recipe", help="YAML recipe."),
+    overrides: list[str] = SetOption,
+    tracking_uri: str = TrackingOption,
+    promote: bool = PromoteOption,
+) -> None:
+    """Adapt a model family to your own unlabelled corpus: self-training on confident pseudo-labels, confident no-topic paragraphs as negatives, TF-IDF features fitted on the corpus (baseline) or continued masked-LM pretraining (encoder families).
+
+    The corpus is segmented as predict segments it; round 0 trains the base family as its own command does (the unadapted reference), each later round adds the corpus paragraphs the last one labelled confidently (cut-offs measured on the team dev split). Stages are kept under .allystance/adapt/ so that an interrupted run continues where it stopped.
+
+    Examples:
+
+        allystance train adapt --unlabelled archive/ --promote
+
+        allystance train adapt -u wire.parquet --set rounds=3 --set "base_set=['search={}']"
+
+        allystance train adapt -u archive/ --set base_family=transformer --set mlm=true
+    """
+    from training.adapt import train_adapt
+    from training.config import AdaptRecipe, load_recipe
+
+    config = load_recipe(recipe, AdaptRecipe, overrides or ())
+    quiet = bool(ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
+    show = Console(stderr=True).is_terminal and not quiet
+    start = time.perf_counter()
+    outcome = train_adapt(
+        config, unlabelled, tracking_uri, promote, show_progress=show, stdin=sys.stdin if "-" in unlabelled else None
+    )
+    print_tables(adapt_tables(outcome))
+    info = outcome.corpus
+    Console().print(
+        f"corpus {info.digest[:12]}: {info.paragraphs:,} paragraphs, {info.used:,} used"
+        f"{' (an evenly spaced sample)' if info.sampled else ''}; methods: {', '.join(outcome.methods)}; "
+        f"state in {outcome.state_dir}",
+        highlight=False,
+    )
+    report(outcome.result, time.perf_counter() - start)
+
+
+ADAPT_METRICS = (
+    "dev_topic_micro_f1",
+    "dev_stance_macro_f1",
+    "dev_combined_f1",
+    "test_topic_micro_f1",
+    "test_stance_macro_f1",
+    "test_combined_f1",
+    "realnews_topic_micro_f1",
+    "realnews_stance_e2e_macro_f1",
+    "selection_score",
+)
+
+
+def adapt_tables(outcome: AdaptResult) -> list[Table]:
+    """Before (round 0) against after (the registered model), and the pseudo-labels per round."""
+    before, after = outcome.before, outcome.result.metrics
+    rows = tuple(
+        (name, f"{before[name]:.3f}", f"{after[name]:.3f}", f"{round(after[name] - before[name], 3) + 0.0:+.3f}")
+        for name in ADAPT_METRICS
+        if name in before and name in after
+    )
+    tables = [
+        Table(f"Before and after adapting the {outcome.base_family}", ("metric", "round 0", "adapted", "change"), rows)
+    ]
+    labelled = [(k, r["pseudo"]) for k, r in enumerate(outcome.rounds) if r.get("pseudo")]
+    if labelled:
+        names = [*(f"positive: {t}" for t in labelled[0][1]["positives"]), "negatives", "stance left out", "left out"]
+        columns = [
+            [*counts["positives"].values(), counts["negatives"], counts["stance_masked"], counts["left_out"]]
+            for _, counts in labelled
+        ]
+        pseudo_rows = tuple((name, *(column[i] for column in columns)) for i, name in enumerate(names))
+        title = "Pseudo-labels trained on"
+        tables.append(Table(title, ("", *(f"round {k + 1}" for k, _ in labelled)), pseudo_rows))
+    return tables
