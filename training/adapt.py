@@ -327,7 +327,8 @@ def read_corpus(
             )
             raise TrainingError(
                 f"the corpus has {usable:,} paragraphs after segmentation{note}; adaptation needs at least "
-                f"{recipe.min_paragraphs:,}: give more text, or --set min_paragraphs=N"
+                f"{recipe.min_paragraphs:,} (below that it measured no gain): give more text, "
+                "or --set min_paragraphs=N"
             )
         keep = evenly_spaced(usable, recipe.max_paragraphs)
         info.used, info.sampled = len(keep), len(keep) < usable

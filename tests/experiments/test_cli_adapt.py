@@ -47,7 +47,8 @@ def test_too_small_a_corpus_is_a_one_line_error(tmp_path, small_dataset):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(
-        f"error: the corpus has {N_PARAGRAPHS} paragraphs after segmentation; adaptation needs at least 200"
+        f"error: the corpus has {N_PARAGRAPHS} paragraphs after segmentation; "
+        "adaptation needs at least 1,000 (below that it measured no gain)"
     )
     assert not state.exists()
 
