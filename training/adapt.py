@@ -83,6 +83,7 @@ from training.runs import (
     evaluate_and_publish,
     make_meta,
     read_splits,
+    tracked_family_run,
 )
 
 logger = logging.getLogger(__name__)
@@ -832,15 +833,8 @@ def train_adapt(
         return outcome(result, list(state.data["finished"]))
 
     corpus = list(_read_jsonl(folder / CORPUS_FILE))
-    with tracking.tracked_run(
-        family=recipe.family,
-        recipe=recipe,
-        schema=schema,
-        experiment=recipe.experiment,
-        tracking_uri=tracking_uri,
-        run_name=f"adapt {base.family}",
-        dataset=tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source),
-        resume_run_id=state.data["run_id"],
+    with tracked_family_run(
+        recipe, schema, splits, tracking_uri, f"adapt {base.family}", resume_run_id=state.data["run_id"]
     ) as run:
         if run.info.run_id == state.data["run_id"]:
             logger.info("continuing MLflow run %s", run.info.run_id)

@@ -66,10 +66,16 @@ class TrainResult:
 
 @contextlib.contextmanager
 def tracked_family_run(
-    recipe: Any, schema: LabelSchema, splits: Splits, tracking_uri: str | None
+    recipe: Any,
+    schema: LabelSchema,
+    splits: Splits,
+    tracking_uri: str | None,
+    run_name: str | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """The top-level run every family trains in: named after the family, with the recipe,
-    the schema and all three splits as the run's dataset."""
+    """The top-level run every family trains in: named after the family (or ``run_name``),
+    with the recipe, the schema and all three splits as the run's dataset; ``resume_run_id``
+    continues that run when the store has it (a resumed adaptation)."""
     dataset = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source)
     with tracking.tracked_run(
         family=recipe.family,
@@ -77,8 +83,9 @@ def tracked_family_run(
         schema=schema,
         experiment=recipe.experiment,
         tracking_uri=tracking_uri,
-        run_name=recipe.family,
+        run_name=run_name or recipe.family,
         dataset=dataset,
+        resume_run_id=resume_run_id,
     ) as run:
         yield run
 

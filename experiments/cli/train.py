@@ -274,25 +274,14 @@ def adapt(
     report(outcome.result, time.perf_counter() - start)
 
 
-ADAPT_METRICS = (
-    "dev_topic_micro_f1",
-    "dev_stance_macro_f1",
-    "dev_combined_f1",
-    "test_topic_micro_f1",
-    "test_stance_macro_f1",
-    "test_combined_f1",
-    "realnews_topic_micro_f1",
-    "realnews_stance_e2e_macro_f1",
-    "selection_score",
-)
-
-
 def adapt_tables(outcome: AdaptResult) -> list[Table]:
     """Before (round 0) against after (the registered model), and the pseudo-labels per round."""
+    from training.adapt import REFERENCE_METRICS
+
     before, after = outcome.before, outcome.result.metrics
     rows = tuple(
         (name, f"{before[name]:.3f}", f"{after[name]:.3f}", f"{round(after[name] - before[name], 3) + 0.0:+.3f}")
-        for name in ADAPT_METRICS
+        for name in REFERENCE_METRICS
         if name in before and name in after
     )
     tables = [

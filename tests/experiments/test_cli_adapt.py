@@ -8,14 +8,22 @@ from typer.testing import CliRunner
 from experiments.cli import app
 from tests.training.adapt_corpus import N_PARAGRAPHS, write_corpus
 
+
+@pytest.fixture
+def own_store(tmp_path) -> str:
+    """A store of the test's own: adaptation registers and promotes models, which must not
+    change the champion of the session's shared store that other tests check."""
+    return f"sqlite:///{tmp_path / 'adapt-mlflow.db'}"
+
+
 runner = CliRunner()
 
 
 @pytest.mark.slow
-def test_train_adapt_prints_before_and_after(tmp_path, small_dataset, tracking_uri, monkeypatch):
+def test_train_adapt_prints_before_and_after(tmp_path, small_dataset, own_store, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default state folder goes under the working directory
     corpus = write_corpus(tmp_path / "archive")[0]
-    args = ["train", "adapt", "--unlabelled", corpus, "--tracking-uri", tracking_uri, "--set", f"data={small_dataset}"]
+    args = ["train", "adapt", "--unlabelled", corpus, "--tracking-uri", own_store, "--set", f"data={small_dataset}"]
     for setting in (
         "base_set=['search={}', 'features.char_ngrams=[3, 4]']",
         "rounds=1",

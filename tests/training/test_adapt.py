@@ -51,6 +51,15 @@ SCORES = np.array(
         [0.50, 0.02, 0.02, 0.02],  # 4: uncertain -> left out
     ]
 )
+
+
+@pytest.fixture
+def own_store(tmp_path) -> str:
+    """A store of the test's own: adaptation registers and promotes models, which must not
+    change the champion of the session's shared store that other tests check."""
+    return f"sqlite:///{tmp_path / 'adapt-mlflow.db'}"
+
+
 PROBA = np.full((5, 4, 3), 1 / 3)
 PROBA[0, 0] = [0.8, 0.1, 0.1]  # favor, confident
 PROBA[3, 0] = [0.5, 0.4, 0.1]  # favor, not confident -> stance masked
@@ -219,7 +228,7 @@ def _recipe(small_dataset, tmp_path, **settings) -> AdaptRecipe:
 
 
 @pytest.mark.slow
-def test_baseline_adaptation_end_to_end_and_resumed(tmp_path, small_dataset, tracking_uri, monkeypatch, caplog):
+def test_baseline_adaptation_end_to_end_and_resumed(tmp_path, small_dataset, own_store, monkeypatch, caplog):
     inputs = write_corpus(tmp_path / "corpus")
     recipe = _recipe(small_dataset, tmp_path, rounds=1)
 
@@ -229,7 +238,7 @@ def test_baseline_adaptation_end_to_end_and_resumed(tmp_path, small_dataset, tra
     # A first run dies in the final stage, after every round finished.
     monkeypatch.setattr(adapt, "evaluate_and_publish", killed)
     with pytest.raises(KeyboardInterrupt):
-        train_adapt(recipe, inputs, tracking_uri)
+        train_adapt(recipe, inputs, own_store)
     monkeypatch.undo()
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert state["finished"] == ["corpus", "round0", "round1"]
@@ -242,7 +251,7 @@ def test_baseline_adaptation_end_to_end_and_resumed(tmp_path, small_dataset, tra
 
     monkeypatch.setattr(adapt._BaselineFamily, "fit", refit)
     with caplog.at_level(logging.INFO, logger="training.adapt"):
-        outcome = train_adapt(recipe, inputs, tracking_uri)
+        outcome = train_adapt(recipe, inputs, own_store)
     assert outcome.skipped == ["corpus", "round0", "round1"]
     assert "round 1: finished in an earlier run, skipping" in caplog.text
     assert outcome.result.run_id == state["run_id"]
@@ -265,7 +274,7 @@ def test_baseline_adaptation_end_to_end_and_resumed(tmp_path, small_dataset, tra
     digest = corpus_digest(u.text for u in iter_units(inputs, PredictSettings(), PredictReport()))
     assert outcome.corpus == CorpusInfo(digest, N_PARAGRAPHS, used=N_PARAGRAPHS)
     assert outcome.methods == ["self_training", "negatives", "corpus_features"]
-    use_store(tracking_uri)
+    use_store(own_store)
     client = MlflowClient()
     run = client.get_run(outcome.result.run_id)
     assert run.info.run_name == "adapt baseline" and run.info.status == "FINISHED"
@@ -294,18 +303,18 @@ def test_baseline_adaptation_end_to_end_and_resumed(tmp_path, small_dataset, tra
 
     # A third run finds everything done; --promote then compares the registered model with the champion.
     assert not outcome.result.promoted and outcome.result.previous_champion is None
-    again = train_adapt(recipe, inputs, tracking_uri, promote=True)
+    again = train_adapt(recipe, inputs, own_store, promote=True)
     assert again.result.model_version == outcome.result.model_version
     assert again.skipped == ["corpus", "round0", "round1", "final"]
     assert again.result.promoted or again.result.previous_champion is not None
 
     # Another recipe is another state: refused in the same state_dir.
     with pytest.raises(TrainingError, match="holds an adaptation of another corpus or recipe"):
-        train_adapt(_recipe(small_dataset, tmp_path, rounds=2), inputs, tracking_uri)
+        train_adapt(_recipe(small_dataset, tmp_path, rounds=2), inputs, own_store)
 
 
 @pytest.mark.slow
-def test_transformer_adaptation_with_masked_lm(tmp_path, small_dataset, tiny_base_model, tracking_uri):
+def test_transformer_adaptation_with_masked_lm(tmp_path, small_dataset, tiny_base_model, own_store):
     recipe = _recipe(
         small_dataset,
         tmp_path,
@@ -324,7 +333,7 @@ def test_transformer_adaptation_with_masked_lm(tmp_path, small_dataset, tiny_bas
             "device=cpu",
         ],
     )
-    outcome = train_adapt(recipe, write_corpus(tmp_path / "corpus"), tracking_uri)
+    outcome = train_adapt(recipe, write_corpus(tmp_path / "corpus"), own_store)
     encoder = tmp_path / "state" / "encoder"
     assert (encoder / "config.json").is_file() and (encoder / "model.safetensors").is_file()
     assert (encoder / "tokenizer_config.json").is_file()
@@ -342,7 +351,7 @@ def test_transformer_adaptation_with_masked_lm(tmp_path, small_dataset, tiny_bas
 
 
 @pytest.mark.slow
-def test_embed_adaptation_keeps_the_corpus_embeddings(tmp_path, small_dataset, tiny_base_model, tracking_uri):
+def test_embed_adaptation_keeps_the_corpus_embeddings(tmp_path, small_dataset, tiny_base_model, own_store):
     recipe = _recipe(
         small_dataset,
         tmp_path,
@@ -352,7 +361,7 @@ def test_embed_adaptation_keeps_the_corpus_embeddings(tmp_path, small_dataset, t
         self_training=False,
         base_set=["search={}", f"base_model={tiny_base_model}", "device=cpu"],
     )
-    outcome = train_adapt(recipe, write_corpus(tmp_path / "corpus"), tracking_uri)
+    outcome = train_adapt(recipe, write_corpus(tmp_path / "corpus"), own_store)
     embeddings = np.load(tmp_path / "state" / "corpus_embeddings_base.npy")
     assert embeddings.shape == (N_PARAGRAPHS, 32)
     pseudo = outcome.rounds[0]["pseudo"]
