@@ -1,10 +1,13 @@
 """The ONNX Runtime path (``runtime="onnx"`` and ``"onnx-int8"``) on a tiny random BERT: the
-same scores as torch fp32, int8 that agrees, one export per model, and one-line refusals."""
+same scores as torch fp32, int8 that agrees, one export per model, and one-line refusals.
+
+onnxruntime and onnx come with the ``dev`` extra (through ``onnx``), so these tests run them
+for real; without them, loading says in one line to install ``allystance[onnx]``.
+"""
 
 import sys
 
 import numpy as np
-import onnx
 import pytest
 
 from inference.blend import WEIGHTS as BLEND_WEIGHTS
@@ -74,11 +77,18 @@ def test_onnx_scores_match_torch_fp32(tiny_base_model, tmp_path, monkeypatch, de
     # Length-sorted batches of two, each padded to its own longest: the long text first (cut
     # at max_length 48), then narrower batches of the shorter ones.
     assert seen[0] == 48 and seen[1] < 48 and seen[2] < seen[1]
+    # Explanations read the encoder's token states as well: the same words weigh the same.
+    explained = [m.model.word_attributions(TEXTS[1:3]) for m in (torch_fp32, on_onnx)]
+    for a, b in zip(*explained, strict=True):
+        np.testing.assert_allclose(b.topic, a.topic, atol=1e-4)
+        np.testing.assert_allclose(b.stance, a.stance, atol=1e-4)
     with pytest.raises(ValueError, match="not saved"):
         on_onnx.model.save_pretrained(tmp_path / "again")
 
 
 def test_onnx_int8_quantizes_the_torch_int8_layers_and_agrees(transformer_dir):
+    import onnx
+
     fp32, int8 = load_model(transformer_dir), load_model(transformer_dir, runtime="onnx-int8")
     assert int8.model.quantized and int8.model.runtime == "onnx-int8"
     graph = onnx.load(str(int8.model.net.encoder.path)).graph
