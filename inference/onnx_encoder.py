@@ -106,8 +106,8 @@ def export_encoder(encoder: torch.nn.Module, tokenizer, path: str | Path) -> Non
     ONNX, inputs as the tokenizer makes them, batch and sequence axes dynamic."""
     batch = pad(tokenize(tokenizer, SAMPLE_TEXTS, 64), tokenizer.pad_token_id)
     names = list(batch)
-    # Eager attention exports as plain MatMul and Softmax, which ONNX Runtime fuses and the
-    # int8 quantizer leaves alone; the result is the same function as torch's SDPA.
+    # Eager attention (the same function as torch's SDPA) exports as plain MatMul and Softmax,
+    # with no branch of the SDPA integration traced on the example's shapes.
     encoder.set_attn_implementation("eager")
     module = _LastHiddenState(encoder.to("cpu"), names).eval()  # the exporter restores this mode: eval, no dropout
     with warnings.catch_warnings():
@@ -140,6 +140,8 @@ def onnx_scope(module_name: str) -> str:
 
 
 class _DropMessage(logging.Filter):
+    """Drops the log records whose message starts with ``start``."""
+
     def __init__(self, start: str):
         super().__init__()
         self.start = start
