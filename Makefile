@@ -51,13 +51,15 @@ docs-serve: $(STAMP)
 docs-outputs: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python docs/generate.py
 
-# fp32 vs dynamic int8 inference speed and agreement on the test split (bench/quantized.py):
+# The inference runtimes (torch fp32, torch int8, ONNX Runtime fp32 and int8) on the test split:
+# paragraphs/s of the scoring pass and of the whole `allystance predict` command, and agreement
+# with torch fp32 (bench/quantized.py; a table, and every figure in bench-quantized.json):
 #   make bench-quantized BENCH_MODEL=models:/allystance/4 BENCH_ARGS="--tracking-uri sqlite:////tmp/s/mlflow.db"
-# It needs a transformer model: train one with `allystance train transformer` first.
+# It needs a model with an encoder: train one with `allystance train transformer` (or embed) first.
 .PHONY: bench-quantized
 BENCH_MODEL ?= models:/allystance@champion
 bench-quantized: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/quantized.py --model "$(BENCH_MODEL)" $(BENCH_ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/quantized.py --model "$(BENCH_MODEL)" --json bench-quantized.json $(BENCH_ARGS)
 
 # Real-news figures (bench/realnews.py): the champion and each family's newest version on
 # ../shared/realnews (dev.jsonl, stream.jsonl), logged to their runs; skips without the folder.

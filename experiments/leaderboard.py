@@ -183,7 +183,7 @@ def behaviour_table(board: Leaderboard) -> Table | None:
             if m.startswith(BEHAVIOUR_PREFIX)
             and m.endswith(BEHAVIOUR_SUFFIX)
             and m != "behaviour_failure_rate"
-            and not m.startswith("behaviour_int8_")
+            and not m.startswith(("behaviour_int8_", "behaviour_onnx_"))  # other runtimes
         }
     )
 

@@ -8,9 +8,9 @@ thresholds are tuned on dev like any family's.
 
 A saved blend is a folder with ``blend.json`` (the weights and where each member came from)
 and ``members/0``, ``members/1``, ...: each a complete model folder as ``save_model``
-writes it, so every member keeps its own schema check and format. ``quantized=True`` loads
-the int8 variant of the members that have one (the encoder families) and the others as
-they are.
+writes it, so every member keeps its own schema check and format. A runtime other than
+``torch`` (``from_pretrained(folder, runtime=...)``: torch int8, ONNX, ONNX int8) applies to
+the members that have an encoder (the transformer and embed families); the others load as they are.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from inference.model_io import TORCH
 
 WEIGHTS = "blend"  # ModelMeta.weights for this family
 BLEND_CONFIG = "blend.json"
@@ -69,8 +71,11 @@ class BlendedTopicStance:
 
         folder = Path(folder)
         for i, member in enumerate(self.members):
-            if getattr(member.model, "quantized", False):
-                raise ValueError("a quantized model is not saved; save the fp32 model and quantize at load time")
+            runtime = getattr(member.model, "runtime", TORCH)
+            if runtime != TORCH:
+                raise ValueError(
+                    f"a model on the {runtime} runtime is not saved; save the fp32 model, choose runtimes at load time"
+                )
             save_model(folder / MEMBERS_FOLDER / str(i), member.model, member.meta)
         config = {
             "topic_weights": self.topic_weights,
@@ -83,16 +88,20 @@ class BlendedTopicStance:
         (folder / BLEND_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, quantized: bool = False) -> BlendedTopicStance:
-        from inference.model_io import JOBLIB_FILE, ModelLoadError, load_model, read_meta
+    def from_pretrained(cls, folder: str | Path, runtime: str = TORCH) -> BlendedTopicStance:
+        """Load a folder written by :meth:`save_pretrained`; members with an encoder run it on ``runtime``."""
+        from inference.model_io import JOBLIB_FILE, RUNTIME_VARIANTS, ModelLoadError, load_model, read_meta
 
         folder = Path(folder)
         config = json.loads((folder / BLEND_CONFIG).read_text(encoding="utf-8"))
         paths = [folder / m["folder"] for m in config["members"]]
-        can_quantize = [read_meta(p).weights != JOBLIB_FILE for p in paths]
-        if quantized and not any(can_quantize):
-            raise ModelLoadError(f"{folder}: no member of this blend has a quantized variant; load it without one")
-        members = [load_model(p, quantized=quantized and q) for p, q in zip(paths, can_quantize, strict=True)]
+        has_encoder = [read_meta(p).weights != JOBLIB_FILE for p in paths]
+        if runtime != TORCH and not any(has_encoder):
+            variant = RUNTIME_VARIANTS[runtime]
+            raise ModelLoadError(f"{folder}: no member of this blend has a {variant} variant; use --runtime {TORCH}")
+        members = [
+            load_model(p, runtime=runtime if encoder else TORCH) for p, encoder in zip(paths, has_encoder, strict=True)
+        ]
         return cls(members, config["topic_weights"], config["stance_weights"], [m["source"] for m in config["members"]])
 
 

@@ -4,7 +4,8 @@ heads and a target-conditioned stance model (per-topic heads, or shared features
 with the topic). The cheap model for small data, comparable to SetFit's starting point.
 
 A saved model is a folder: the encoder and tokenizer as written by ``save_pretrained``,
-``heads.joblib`` (the scikit-learn heads) and ``embed.json``.
+``heads.joblib`` (the scikit-learn heads) and ``embed.json``. The encoder runs on the runtime
+chosen at load time (``from_pretrained(folder, runtime=...)``, see ``inference.model_io``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from inference.encoder import (
     tokenize,
     tokenize_with_offsets,
 )
+from inference.model_io import INT8_RUNTIMES, ONNX_RUNTIMES, TORCH, TORCH_INT8, choose_runtime
 from inference.tfidf import head_coefficients, linear_attributions, stacked_weights, stance_scores, topic_scores
 
 WEIGHTS = "embed"  # ModelMeta.weights for this family
@@ -46,7 +48,7 @@ class SentenceEmbedder:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
-        self.quantized = False
+        self.runtime = TORCH  # where the encoder runs; see use_runtime()
         self.activation_ranges: dict[str, torch.Tensor] | None = None  # see calibrate()
 
     @classmethod
@@ -55,25 +57,48 @@ class SentenceEmbedder:
         return cls(encoder, tokenizer, max_length, batch_size)
 
     def to(self, device: torch.device | str) -> SentenceEmbedder:
-        if not self.quantized:
+        if self.runtime == TORCH:
             self.encoder.to(device)
         return self
 
     @property
     def device(self) -> torch.device:
-        return torch.device("cpu") if self.quantized else next(self.encoder.parameters()).device
+        return next(self.encoder.parameters()).device if self.runtime == TORCH else torch.device("cpu")
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the encoder runs in int8 (``torch-int8`` or ``onnx-int8``)."""
+        return self.runtime in INT8_RUNTIMES
 
     def calibrate(self, texts: Sequence[str]) -> SentenceEmbedder:
         """Record the input ranges of the layers that go to int8 (see ``inference.encoder``)."""
-        if self.quantized:
-            raise ValueError("calibrate the fp32 encoder, before quantizing it")
+        if self.runtime != TORCH:
+            raise ValueError("calibrate the fp32 torch encoder, before quantizing it or changing its runtime")
         self.activation_ranges = record_activation_ranges(self.encoder, lambda: self.embed(texts))
         return self
 
     def quantize(self) -> SentenceEmbedder:
-        if not self.quantized:
+        return self.use_runtime(TORCH_INT8)
+
+    def use_runtime(self, runtime: str, folder: str | Path | None = None) -> SentenceEmbedder:
+        """Run the encoder on ``runtime`` from now on (in place, from fp32 torch; returns self);
+        the ONNX runtimes export the model saved in ``folder`` (see ``inference.onnx_encoder``)."""
+        runtime = choose_runtime(runtime)
+        if runtime == self.runtime:
+            return self
+        if self.runtime != TORCH:
+            raise ValueError(f"change the runtime of the fp32 torch encoder, not of one on {self.runtime}")
+        if runtime == TORCH_INT8:
             self.encoder = quantize_dynamic(self.encoder, self.activation_ranges)
-            self.quantized = True
+        elif runtime in ONNX_RUNTIMES:
+            if folder is None:
+                raise ValueError(f"the {runtime} runtime exports a saved model: give the folder it was saved in")
+            from inference.onnx_encoder import load_onnx_encoder
+
+            self.encoder = load_onnx_encoder(
+                self.encoder.to("cpu"), self.tokenizer, folder, runtime, self.activation_ranges
+            )
+        self.runtime = runtime
         return self
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -151,14 +176,20 @@ class EmbedTopicStance:
     def quantized(self) -> bool:
         return self.embedder.quantized
 
+    @property
+    def runtime(self) -> str:
+        return self.embedder.runtime
+
     def quantize(self) -> EmbedTopicStance:
         """Dynamic int8 encoder on CPU (in place); returns self."""
         self.embedder.quantize()
         return self
 
     def save_pretrained(self, folder: str | Path) -> None:
-        if self.embedder.quantized:
-            raise ValueError("a quantized model is not saved; save the fp32 model and quantize at load time")
+        if self.embedder.runtime != TORCH:
+            raise ValueError(
+                f"a model on the {self.runtime} runtime is not saved; save the fp32 model, choose runtimes at load time"
+            )
         folder = Path(folder)
         self.embedder.encoder.save_pretrained(folder)
         self.embedder.tokenizer.save_pretrained(folder)
@@ -174,11 +205,13 @@ class EmbedTopicStance:
         (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, quantized: bool = False) -> EmbedTopicStance:
+    def from_pretrained(cls, folder: str | Path, runtime: str = TORCH) -> EmbedTopicStance:
+        """Load a folder written by :meth:`save_pretrained`, its encoder on ``runtime``
+        (``torch``, ``torch-int8``, ``onnx`` or ``onnx-int8``)."""
         folder = Path(folder)
         settings = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
         embedder = SentenceEmbedder.from_folder(folder, settings["max_length"], settings["batch_size"])
         embedder.activation_ranges = load_activation_ranges(folder)
+        embedder.use_runtime(runtime, folder)
         heads = joblib.load(folder / HEADS_FILE)
-        model = cls(embedder, heads["topic_heads"], heads["stance_heads"], settings["n_stance_classes"])
-        return model.quantize() if quantized else model
+        return cls(embedder, heads["topic_heads"], heads["stance_heads"], settings["n_stance_classes"])

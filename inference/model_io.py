@@ -6,8 +6,14 @@ thresholds and operating points, preprocessing, base model) and the family's wei
 ``embed`` for a ``save_pretrained`` encoder and tokenizer plus heads (see
 ``inference.transformer`` and ``inference.embed``), ``blend`` for member model folders and
 their weights (``inference.blend``). Loading checks the schema hash against
-the installed schema and refuses a mismatch; ``quantized=True`` loads the dynamic int8
-variant of a transformer family. ``load_predictor`` also takes MLflow model URIs.
+the installed schema and refuses a mismatch. ``load_predictor`` also takes MLflow model URIs.
+
+Runtimes. A model with an encoder (transformer, embed, and a blend's encoder members) runs it
+on the runtime chosen at load time (``load_model(folder, runtime=...)``, ``--runtime``):
+``torch`` (fp32, the default; CPU or GPU), ``torch-int8`` (torch dynamic int8, CPU; the older
+``quantized=True`` / ``--quantized``), ``onnx`` and ``onnx-int8`` (ONNX Runtime, CPU, with
+the ``onnx`` extra; see ``inference.onnx_encoder``). Only the encoder changes: tokenising,
+batching and the heads are the same on every runtime, and a model is always saved as fp32 torch.
 
 Operating points. A model carries more than one set of per-topic thresholds, named:
 ``balanced`` is ``ModelMeta.thresholds``, tuned for F1 on the team's dev split (the default,
@@ -58,6 +64,16 @@ BALANCED = "balanced"  # ModelMeta.thresholds: per topic, the best F1 on team de
 STREAM = "stream"  # higher thresholds for a team-dev precision target (ModelMeta.operating_points)
 OPERATING_POINTS = (BALANCED, STREAM)
 
+TORCH = "torch"  # fp32 torch: the model as trained and saved
+TORCH_INT8 = "torch-int8"  # torch dynamic int8 Linear layers (inference.encoder.quantize_dynamic)
+ONNX = "onnx"  # the encoder exported to ONNX, run by ONNX Runtime (inference.onnx_encoder)
+ONNX_INT8 = "onnx-int8"  # the same export, quantized by onnxruntime.quantization.quantize_dynamic
+RUNTIMES = (TORCH, TORCH_INT8, ONNX, ONNX_INT8)
+INT8_RUNTIMES = (TORCH_INT8, ONNX_INT8)
+ONNX_RUNTIMES = (ONNX, ONNX_INT8)
+# How a message names the variant a runtime loads (a family without an encoder has none).
+RUNTIME_VARIANTS = {TORCH_INT8: "quantized", ONNX: "ONNX", ONNX_INT8: "ONNX int8"}
+
 
 class ScoringModel(Protocol):
     def predict_scores(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +121,24 @@ def operating_thresholds(meta: ModelMeta, name: str, where: str) -> list[float]:
             f"{where} has no {name!r} operating point ({why}); retrain it, or use --operating-point {BALANCED}"
         )
     return list(meta.operating_points[name]["thresholds"])
+
+
+def choose_runtime(runtime: str = TORCH, quantized: bool = False) -> str:
+    """The runtime to load with, checked: ``quantized=True`` (the older flag) is ``torch-int8``."""
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(f"unknown runtime {runtime!r}; use {', '.join(RUNTIMES)}")
+    if quantized and runtime not in (TORCH, TORCH_INT8):
+        raise ModelLoadError(f"--quantized is --runtime {TORCH_INT8}; give --runtime {runtime} alone")
+    return TORCH_INT8 if quantized else runtime
+
+
+def require_onnxruntime(runtime: str) -> None:
+    """Refuse an ONNX runtime in one line when onnxruntime or onnx (the ``onnx`` extra) is missing."""
+    try:
+        import onnx  # noqa: F401  (the export and the int8 quantizer read and write ONNX files)
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise ModelLoadError(f"--runtime {runtime} needs ONNX Runtime: pip install 'allystance[onnx]'") from None
 
 
 @dataclass(frozen=True)
@@ -235,24 +269,34 @@ def check_schema(meta: ModelMeta, schema: LabelSchema, where: str) -> None:
         )
 
 
-def load_model(folder: str | Path, schema: LabelSchema | None = None, quantized: bool = False) -> Predictor:
+def load_model(
+    folder: str | Path, schema: LabelSchema | None = None, quantized: bool = False, runtime: str = TORCH
+) -> Predictor:
     """Load a model folder written by :func:`save_model`, refusing a schema mismatch.
 
-    ``quantized=True`` gives the dynamic int8 variant of a transformer family (CPU), or of
-    a blend's encoder members; a model without one is refused.
+    ``runtime`` runs the encoder of a transformer or embed model, or of a blend's encoder
+    members, on torch fp32 (``torch``), torch int8, ONNX Runtime fp32 or int8 (see the
+    module docstring); ``quantized=True`` is ``runtime="torch-int8"``. A family without an
+    encoder is refused on any runtime but ``torch``.
     """
+    runtime = choose_runtime(runtime, quantized)
     schema = schema or load_schema()
     meta = read_meta(folder)
     check_schema(meta, schema, str(folder))
     if meta.weights == JOBLIB_FILE:
-        if quantized:
-            raise ModelLoadError(f"{folder}: the {meta.family} family has no quantized variant; load it without one")
+        if runtime != TORCH:
+            raise ModelLoadError(
+                f"{folder}: the {meta.family} family has no {RUNTIME_VARIANTS[runtime]} variant (it has no encoder); "
+                f"load it with --runtime {TORCH}"
+            )
         model = joblib.load(Path(folder) / JOBLIB_FILE)
     elif meta.weights in PRETRAINED_FORMATS:
         import importlib  # torch and transformers load only for the families that need them
 
+        if runtime in ONNX_RUNTIMES:
+            require_onnxruntime(runtime)  # before the weights load, not after
         module, name = PRETRAINED_FORMATS[meta.weights]
-        model = getattr(importlib.import_module(module), name).from_pretrained(folder, quantized=quantized)
+        model = getattr(importlib.import_module(module), name).from_pretrained(folder, runtime=runtime)
     else:
         raise ModelLoadError(f"{folder}: unknown weights format {meta.weights!r}; upgrade allystance to load it")
     return Predictor(model, meta, schema, source=str(folder))
@@ -275,23 +319,29 @@ def _pyfunc_model_folder(uri: str) -> Path:
 
 
 def load_predictor(
-    uri: str | Path, schema: LabelSchema | None = None, quantized: bool = False, operating_point: str = BALANCED
+    uri: str | Path,
+    schema: LabelSchema | None = None,
+    quantized: bool = False,
+    operating_point: str = BALANCED,
+    runtime: str = TORCH,
 ) -> Predictor:
     """Load a model from a local folder or any MLflow model URI (``runs:/``, ``models:/``),
-    deciding at ``operating_point`` (``balanced`` or ``stream``, see the module docstring).
+    deciding at ``operating_point`` (``balanced`` or ``stream``) and running its encoder on
+    ``runtime`` (``torch``, ``torch-int8``, ``onnx`` or ``onnx-int8``; see the module docstring).
 
-    ``quantized=True`` loads the dynamic int8 variant (transformer families only).
+    ``quantized=True`` is ``runtime="torch-int8"``, the dynamic int8 variant.
     """
     check_operating_point(operating_point)  # a typo fails before a model is fetched
+    runtime = choose_runtime(runtime, quantized)
     path = Path(str(uri))
     if (path / META_FILE).is_file():
-        return load_model(path, schema, quantized).at(operating_point)
+        return load_model(path, schema, runtime=runtime).at(operating_point)
     if (path / "MLmodel").is_file() or ":/" in str(uri):
         # An allystance pyfunc model keeps its model folder as the artifact "model"; fetching
         # just that is faster than mlflow.pyfunc.load_model and loads the same weights.
         folder = _pyfunc_model_folder(str(uri))
         try:
-            predictor = load_model(folder, schema, quantized)
+            predictor = load_model(folder, schema, runtime=runtime)
         except ModelLoadError as exc:
             raise ModelLoadError(f"{uri}: {exc}") from None
         predictor.source = str(uri)
@@ -307,7 +357,7 @@ def agreement(
     ``topic_agreement``: share of (paragraph, topic) decisions that match;
     ``stance_agreement``: share of stance labels that match, over the pairs where the
     reference model predicts the topic (the labels a user sees); where it predicts none,
-    over all pairs. Used to check a quantized model against its fp32 original.
+    over all pairs. Used to check a quantized or ONNX runtime against the fp32 torch model.
     """
     (topics_a, stance_a), (topics_b, stance_b) = reference, other
     th = np.asarray(thresholds)[None, :]

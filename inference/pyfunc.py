@@ -14,7 +14,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from inference.model_io import BALANCED, Prediction, load_model
+from inference.model_io import BALANCED, TORCH, Prediction, load_model
 
 MODEL_ARTIFACT = "model"
 OUTPUT_COLUMNS = ("topics", "stance", "topic_scores", "stance_scores")
@@ -48,9 +48,11 @@ class AllystancePyfunc(mlflow.pyfunc.PythonModel):
     """Loads the model folder logged as the ``model`` artifact.
 
     ``mlflow.pyfunc.load_model(uri, model_config={"quantized": True})`` loads the dynamic
-    int8 variant of a transformer family; ``model_config={"operating_point": "stream"}``
-    decides at the stream operating point (models logged before operating points existed do
-    not declare the key, so MLflow drops it with a warning and they decide at ``balanced``).
+    int8 variant of a transformer family; ``model_config={"runtime": "onnx-int8"}`` picks any
+    runtime (``inference.model_io``); ``model_config={"operating_point": "stream"}`` decides
+    at the stream operating point (models logged before a key existed do not declare it, so
+    MLflow drops it with a warning and they load as before: ``runtime`` came after
+    ``quantized``, ``operating_point`` after both).
     """
 
     # MLflow would wrap predict to validate inputs by its type hints (and warn that there are
@@ -59,7 +61,11 @@ class AllystancePyfunc(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         config = getattr(context, "model_config", None) or {}
-        predictor = load_model(context.artifacts[MODEL_ARTIFACT], quantized=bool(config.get("quantized")))
+        predictor = load_model(
+            context.artifacts[MODEL_ARTIFACT],
+            quantized=bool(config.get("quantized")),
+            runtime=config.get("runtime") or TORCH,
+        )
         self.predictor = predictor.at(config.get("operating_point") or BALANCED)
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:

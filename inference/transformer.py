@@ -14,7 +14,9 @@ Two stance designs share the encoder and the topic head (mean-pooled paragraph e
 
 A saved model is a folder: the encoder written by ``save_pretrained`` (its config carries
 ``id2label`` = the topic ids), the tokenizer, ``heads.safetensors`` and ``heads.json``.
-The estimator lives here, not in ``training``, so a saved model loads without it.
+The estimator lives here, not in ``training``, so a saved model loads without it. It is
+saved as fp32 torch and loaded on any runtime (``from_pretrained(folder, runtime=...)``, see
+``inference.model_io``): the encoder then runs in torch int8 or in ONNX Runtime, the heads in torch.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from inference.encoder import (
     tokenize_with_offsets,
 )
 from inference.families import TRANSFORMER_DESIGNS
-from inference.model_io import ModelLoadError
+from inference.model_io import INT8_RUNTIMES, ONNX_RUNTIMES, TORCH, TORCH_INT8, ModelLoadError, choose_runtime
 
 WEIGHTS = "transformer"  # ModelMeta.weights for this family
 DESIGNS = TRANSFORMER_DESIGNS
@@ -142,7 +144,7 @@ class TransformerTopicStance:
         self.max_length = max_length
         self.batch_size = batch_size
         self.base_model = base_model
-        self.quantized = False
+        self.runtime = TORCH  # where the encoder runs; see use_runtime()
         self.activation_ranges: dict[str, torch.Tensor] | None = None  # see calibrate()
 
     @classmethod
@@ -168,7 +170,12 @@ class TransformerTopicStance:
 
     @property
     def device(self) -> torch.device:
-        return next(self.net.parameters()).device if not self.quantized else torch.device("cpu")
+        return next(self.net.parameters()).device if self.runtime == TORCH else torch.device("cpu")
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the encoder runs in int8 (``torch-int8`` or ``onnx-int8``)."""
+        return self.runtime in INT8_RUNTIMES
 
     # -- tokenising ---------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
@@ -263,28 +270,51 @@ class TransformerTopicStance:
             out.append(WordAttribution(paragraph, topic.double().numpy(), stance.double().numpy()))
         return out
 
-    # -- int8 -----------------------------------------------------------------------------
+    # -- int8 and other runtimes -------------------------------------------------------------
     def calibrate(self, texts: Sequence[str]) -> TransformerTopicStance:
         """Record the input ranges of the layers that go to int8 over ``texts`` (a sample of
-        training paragraphs); saved with the model, they let :meth:`quantize` smooth them."""
-        if self.quantized:
-            raise ValueError("calibrate the fp32 model, before quantizing it")
+        training paragraphs); saved with the model, they let the int8 runtimes smooth them."""
+        if self.runtime != TORCH:
+            raise ValueError("calibrate the fp32 torch model, before quantizing it or changing its runtime")
         self.activation_ranges = record_activation_ranges(self.net, lambda: self.predict_scores(texts))
         return self
 
     def quantize(self) -> TransformerTopicStance:
         """Switch to dynamic int8 ``Linear`` layers on CPU (in place); returns self."""
-        if not self.quantized:
+        return self.use_runtime(TORCH_INT8)
+
+    def use_runtime(self, runtime: str, folder: str | Path | None = None) -> TransformerTopicStance:
+        """Run the encoder on ``runtime`` from now on (in place, from fp32 torch; returns self):
+        ``torch-int8`` quantizes the torch layers, ``onnx`` and ``onnx-int8`` put an ONNX
+        Runtime session in the encoder's place, exported from the model saved in ``folder``
+        (the export is cached by that folder's content; see ``inference.onnx_encoder``)."""
+        runtime = choose_runtime(runtime)
+        if runtime == self.runtime:
+            return self
+        if self.runtime != TORCH:
+            raise ValueError(f"change the runtime of the fp32 torch model, not of one on {self.runtime}")
+        if runtime == TORCH_INT8:
             self.net = quantize_dynamic(self.net, self.activation_ranges)
-            self.quantized = True
+        elif runtime in ONNX_RUNTIMES:
+            if folder is None:
+                raise ValueError(f"the {runtime} runtime exports a saved model: give the folder it was saved in")
+            from inference.onnx_encoder import load_onnx_encoder
+
+            ranges = self.activation_ranges  # recorded on the whole net: keys start with its "encoder."
+            inside = {k.removeprefix("encoder."): v for k, v in ranges.items()} if ranges else None
+            self.net = self.net.to("cpu").eval()
+            self.net.encoder = load_onnx_encoder(self.net.encoder, self.tokenizer, folder, runtime, inside)
+        self.runtime = runtime
         return self
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Encoder (with ``id2label``), tokenizer and heads, in ``folder``."""
         from safetensors.torch import save_file
 
-        if self.quantized:
-            raise ValueError("a quantized model is not saved; save the fp32 model and quantize at load time")
+        if self.runtime != TORCH:
+            raise ValueError(
+                f"a model on the {self.runtime} runtime is not saved; save the fp32 model, choose runtimes at load time"
+            )
         folder = Path(folder)
         encoder = self.net.encoder
         encoder.config.id2label = dict(enumerate(self.topic_ids))
@@ -307,8 +337,9 @@ class TransformerTopicStance:
         (folder / HEADS_CONFIG).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, quantized: bool = False) -> TransformerTopicStance:
-        """Load a folder written by :meth:`save_pretrained`; ``quantized`` gives the int8 variant."""
+    def from_pretrained(cls, folder: str | Path, runtime: str = TORCH) -> TransformerTopicStance:
+        """Load a folder written by :meth:`save_pretrained`, its encoder on ``runtime``
+        (``torch``, ``torch-int8``, ``onnx`` or ``onnx-int8``; see :meth:`use_runtime`)."""
         from safetensors.torch import load_file
 
         folder = Path(folder)
@@ -332,4 +363,4 @@ class TransformerTopicStance:
             settings.get("base_model", ""),
         )
         model.activation_ranges = load_activation_ranges(folder)
-        return model.quantize() if quantized else model
+        return model.use_runtime(runtime, folder)

@@ -23,7 +23,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from inference.model_io import BALANCED, PRETRAINED_FORMATS, Predictor
+from inference.model_io import BALANCED, PRETRAINED_FORMATS, TORCH, Predictor
 from inference.pyfunc import MODEL_ARTIFACT, predictions_frame
 from inference.store import use_store
 from labels import LabelSchema
@@ -227,9 +227,10 @@ def _log_pyfunc(model_dir: str | Path, signature, example: pd.DataFrame, family:
         input_example=example,
         registered_model_name=REGISTERED_MODEL,
         pip_requirements=requirements,
-        # Declared so that load_model(uri, model_config={"quantized": True, "operating_point":
-        # "stream"}) reaches load_context (MLflow drops keys a model did not declare).
-        model_config={"quantized": False, "operating_point": BALANCED},
+        # Declared so that load_model(uri, model_config={"runtime": "onnx", "operating_point":
+        # "stream"}) reaches load_context (MLflow drops keys a model did not declare);
+        # "quantized": True is the older spelling of "runtime": "torch-int8".
+        model_config={"quantized": False, "runtime": TORCH, "operating_point": BALANCED},
         tags={"family": family},
     )
 

@@ -38,10 +38,12 @@ def evaluate_model(
     quantized: bool = False,
     bootstrap: int = 0,
     operating_point: str = "balanced",
+    runtime: str = "torch",
 ) -> EvaluationReport:
     """Evaluate a model URI or folder on a dataset file; write plots and errors to ``output``.
 
-    ``quantized`` scores the dynamic int8 variant (transformer families); ``bootstrap`` > 0
+    ``runtime`` runs the encoder of a transformer or embed model on ``torch``, ``torch-int8``,
+    ``onnx`` or ``onnx-int8`` (``quantized`` is ``torch-int8``); ``bootstrap`` > 0
     adds 95% intervals of the headline metrics from that many resamples of the paragraphs;
     ``operating_point`` picks the model's thresholds (``balanced`` or ``stream``, see ``inference.model_io``).
     """
@@ -60,7 +62,7 @@ def evaluate_model(
     )
 
     use_store(tracking_uri)
-    predictor = load_predictor(model, quantized=quantized, operating_point=operating_point)
+    predictor = load_predictor(model, quantized=quantized, operating_point=operating_point, runtime=runtime)
     records = [r for r in read_records(data) if split in (None, "all") or r.get("split") == split]
     if not records:
         raise UserError(f"{data} has no records in split {split!r}")
@@ -104,31 +106,43 @@ def evaluate_behaviour(
     tracking_uri: str | None = None,
     quantized: bool = False,
     log: bool = True,
+    runtime: str = "torch",
 ) -> BehaviourReport:
     """Run the behaviour suite on a model; write the failing cases to ``output`` (a folder;
-    the working directory when None) and log the failure rates to the model's run.
+    the working directory when None) and log the failure rates to the model's run, under
+    names of their own for a runtime other than torch (``behaviour_int8_*`` for torch-int8).
 
     A model folder has no run, so nothing is logged for one.
     """
-    from inference.model_io import load_predictor
+    from inference.model_io import choose_runtime, load_predictor
     from inference.store import use_store
     from training.behaviour import load_suite, run_suite
     from training.tracking import log_behaviour, run_of_model
 
     loaded_suite = load_suite(suite or BEHAVIOUR_SUITE)  # before the model: a bad suite fails fast
+    runtime = choose_runtime(runtime, quantized)
     is_uri = ":/" in str(model)
     if is_uri:
         use_store(tracking_uri)
-    predictor = load_predictor(model, quantized=quantized)
+    predictor = load_predictor(model, runtime=runtime)
     result = run_suite(loaded_suite, predictor)
     failures = result.write_failures((output or Path(".")) / BEHAVIOUR_FAILURES)
     run_id = run_of_model(model) if log and is_uri else None
     if run_id is not None:
         metrics = result.metrics()
-        folder = "behaviour_int8" if quantized else "behaviour"  # the int8 variant gets its own names
+        folder = behaviour_folder(runtime)  # a runtime other than torch gets its own names
         metrics = {k.replace("behaviour_", f"{folder}_", 1): v for k, v in metrics.items()}
         log_behaviour(run_id, metrics, result.summary(), failures, folder)
     return BehaviourReport(result, failures, run_id)
+
+
+def behaviour_folder(runtime: str) -> str:
+    """Where a runtime's behaviour figures go in a run: ``behaviour`` for fp32 torch,
+    ``behaviour_int8`` for torch-int8 (as before runtimes), ``behaviour_onnx``, ``behaviour_onnx_int8``."""
+    from inference.model_io import TORCH, TORCH_INT8
+
+    named = {TORCH: "behaviour", TORCH_INT8: "behaviour_int8"}
+    return named.get(runtime, "behaviour_" + runtime.replace("-", "_"))
 
 
 @user_errors
@@ -138,9 +152,12 @@ def evaluate_command(
     split: str = typer.Option("test", help="Split to score: train, dev, test or all."),
     output: Path = typer.Option(None, "--output", "-o", help="Folder for confusion-matrix PNGs and worst_errors.csv."),
     tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ URIs."),
-    quantized: bool = typer.Option(
-        False, "--quantized", help="Score the dynamic int8 variant (transformer and embed models)."
+    runtime: str = typer.Option(
+        "torch",
+        "--runtime",
+        help="Where a transformer or embed model's encoder runs: torch, torch-int8, onnx or onnx-int8 (ONNX Runtime; pip install 'allystance[onnx]').",
     ),
+    quantized: bool = typer.Option(False, "--quantized", help="The same as --runtime torch-int8."),
     behaviour: bool = typer.Option(
         False,
         "--behaviour",
@@ -177,6 +194,8 @@ def evaluate_command(
 
         allystance evaluate --model models:/allystance/4 --quantized
 
+        allystance evaluate --model models:/allystance/4 --runtime onnx-int8
+
         allystance evaluate --data ../shared/realnews/dev.jsonl --split all
 
         allystance evaluate --data ../shared/realnews/dev.jsonl --split all --operating-point stream
@@ -190,12 +209,12 @@ def evaluate_command(
             raise UserError("--behaviour runs the behaviour suite, not a labelled file: leave out --data and --split")
         if operating_point != "balanced":
             raise UserError("--behaviour checks the model at its balanced thresholds: leave out --operating-point")
-        _print_behaviour(evaluate_behaviour(model, suite, output, tracking_uri, quantized, log))
+        _print_behaviour(evaluate_behaviour(model, suite, output, tracking_uri, quantized, log, runtime))
         return
     if suite is not None:
         raise UserError("--suite goes with --behaviour")
 
-    report = evaluate_model(model, data, split, output, tracking_uri, quantized, bootstrap, operating_point)
+    report = evaluate_model(model, data, split, output, tracking_uri, quantized, bootstrap, operating_point, runtime)
     metrics = report.metrics
     topics = [
         k.removeprefix("topic_").rsplit("_", 1)[0]

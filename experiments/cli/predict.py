@@ -55,7 +55,12 @@ def predict_command(
     ),
     keep_related: bool = typer.Option(False, "--keep-related", help="Keep text after a 'Related articles' marker."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (transformer models)."),
-    quantized: bool = typer.Option(False, "--quantized", help="Use the int8 variant (transformer models)."),
+    runtime: str = typer.Option(
+        "torch",
+        "--runtime",
+        help="Where a transformer or embed model's encoder runs (and a blend's encoder members'): torch (fp32, CPU or GPU), torch-int8 (torch dynamic int8, CPU), onnx or onnx-int8 (ONNX Runtime, CPU; pip install 'allystance[onnx]'; the first run exports the encoder into ~/.cache/allystance/onnx). Tokenising, batching and the heads are the same on all four.",
+    ),
+    quantized: bool = typer.Option(False, "--quantized", help="The same as --runtime torch-int8."),
     operating_point: str = typer.Option(
         "balanced",
         "--operating-point",
@@ -84,18 +89,23 @@ def predict_command(
 
         allystance predict feed.jsonl -o labelled.jsonl --operating-point stream
 
+        allystance predict feed.jsonl -o labelled.jsonl --runtime onnx-int8
+
         allystance predict --engine spark paragraphs.parquet -o labelled.parquet --spark-master spark://host:7077
 
         allystance predict experiments/samples/articles --explain -o explained.jsonl && allystance report explained.jsonl -o report/
     """
-    from inference.model_io import load_predictor
+    from inference.model_io import TORCH, choose_runtime, load_predictor
     from inference.predict import PredictSettings, count_records, describe_model, predict_files
     from inference.store import use_store
     from labels.errors import UserError
 
     if device not in ("cpu", "cuda"):
         raise typer.BadParameter("use cpu or cuda", param_hint="--device")
+    runtime = choose_runtime(runtime, quantized)  # a typo fails before a model is fetched
     if engine == "spark":
+        if runtime != TORCH:
+            raise UserError("--runtime and --quantized run with --engine local; Spark scores with fp32 torch")
         if explain:
             raise UserError("--explain runs with --engine local")
         if operating_point != "balanced":
@@ -107,14 +117,15 @@ def predict_command(
     quiet = bool(ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
     if ":/" in model:  # a model folder needs no tracking store (nor MLflow's import time)
         use_store(tracking_uri)
-    predictor = load_predictor(model, quantized=quantized, operating_point=operating_point)
+    predictor = load_predictor(model, operating_point=operating_point, runtime=runtime)
     if explain and not hasattr(predictor.model, "word_attributions"):
         raise UserError(f"the {predictor.meta.family} family cannot explain its labels; run without --explain")
     if device == "cuda":
         net = getattr(predictor.model, "net", None)
-        if net is None or quantized:
+        if net is None or runtime != TORCH:
             raise UserError(
-                f"--device cuda runs transformer models, unquantized; this is a {predictor.meta.family} model"
+                f"--device cuda runs transformer models on --runtime torch; this is a {predictor.meta.family} model"
+                + (f" on {runtime}" if runtime != TORCH else "")
             )
         import torch
 

@@ -1,12 +1,16 @@
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from experiments.cli import app
+from inference.onnx_encoder import onnx_file_name
 from labels import read_records
 from tests.conftest import write_jsonl
+from tests.inference.test_onnx_runtime import TEXTS as ONNX_TEXTS
+from tests.inference.test_onnx_runtime import transformer_dir  # noqa: F401 (fixture)
 from tests.inference.test_predict import model_dir  # noqa: F401 (fixture)
 
 runner = CliRunner()
@@ -76,3 +80,39 @@ def test_stream_operating_point_gives_no_more_topic_labels(tmp_path, trained_bas
     assert all(set(s["topics"]) <= set(b["topics"]) for s, b in zip(stream, balanced, strict=True))
     assert sum(map(len, (r["topics"] for r in stream))) <= sum(map(len, (r["topics"] for r in balanced)))
     assert stream[0]["model"] == f"{model}, stream operating point" and balanced[0]["model"] == model
+
+
+def test_runtime_flag_scores_a_transformer_end_to_end(tmp_path, transformer_dir, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("ALLYSTANCE_CACHE", str(tmp_path / "cache"))
+    table = write_jsonl(tmp_path / "in.jsonl", [{"id": str(i), "text": t} for i, t in enumerate(ONNX_TEXTS)])
+    rows = {}
+    for flags in (["--runtime", "torch"], ["--runtime", "onnx"], ["--runtime", "onnx-int8"], ["--quantized"]):
+        out = tmp_path / f"{flags[-1]}.jsonl"
+        result = runner.invoke(app, ["predict", str(table), "--model", str(transformer_dir), "-o", str(out), *flags])
+        assert result.exit_code == 0, result.output
+        rows[flags[-1]] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {len(r) for r in rows.values()} == {len(ONNX_TEXTS)}
+    for fp32, onnx in zip(rows["torch"], rows["onnx"], strict=True):
+        assert onnx["id"] == fp32["id"] and onnx["topics"] == fp32["topics"]
+        assert max(abs(onnx["topic_scores"][t] - s) for t, s in fp32["topic_scores"].items()) < 1e-4
+    # One export per ONNX runtime, in the cache: the fp32 encoder and its int8 quantization.
+    exported = sorted(p.name for p in (tmp_path / "cache").rglob("*.onnx"))
+    assert exported == sorted([onnx_file_name(int8=False), onnx_file_name(int8=True)])
+
+
+def test_runtime_errors_are_one_line(tmp_path, transformer_dir, model_dir, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("ALLYSTANCE_CACHE", str(tmp_path / "cache"))
+    args = ["predict", str(FIXTURES / "widgets.txt"), "-o", str(tmp_path / "o.jsonl")]
+    cases = [
+        (["--model", str(transformer_dir), "--runtime", "fast"], "unknown runtime 'fast'"),
+        (["--model", str(transformer_dir), "--runtime", "onnx", "--quantized"], "--quantized is --runtime torch-int8"),
+        (["--model", str(model_dir), "--runtime", "onnx"], "the baseline family has no ONNX variant"),
+    ]
+    for flags, expected in cases:
+        result = runner.invoke(app, [*args, *flags])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and expected in lines[0], result.output
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the onnx extra were not installed
+    result = runner.invoke(app, [*args, "--model", str(transformer_dir), "--runtime", "onnx-int8"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: --runtime onnx-int8 needs ONNX Runtime: pip install 'allystance[onnx]'"

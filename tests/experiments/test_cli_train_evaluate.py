@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from experiments.cli import app
+from tests.inference.test_onnx_runtime import transformer_dir  # noqa: F401 (fixture)
 from training.tracking import REGISTERED_MODEL
 
 runner = CliRunner()
@@ -105,3 +106,23 @@ def test_evaluate_at_the_stream_operating_point(small_dataset, tracking_uri, tra
     assert "micro" not in result.output.split("Overall")[0]  # the per-topic table lists topics only
     result = runner.invoke(app, [*args, "--operating-point", "strict"])
     assert result.exit_code == 1 and "unknown operating point 'strict'" in result.output
+
+
+def test_evaluate_scores_a_transformer_on_the_onnx_runtime(tmp_path, small_dataset, transformer_dir, monkeypatch):  # noqa: F811
+    from experiments.cli.evaluate import behaviour_folder, evaluate_model
+
+    monkeypatch.setenv("ALLYSTANCE_CACHE", str(tmp_path / "cache"))
+    args = ["evaluate", "--model", str(transformer_dir), "--data", str(small_dataset), "--split", "dev"]
+    result = runner.invoke(app, [*args, "--bootstrap", "0", "--runtime", "onnx"])
+    assert result.exit_code == 0, result.output
+    assert "topic_micro_f1" in result.output
+    fp32 = evaluate_model(str(transformer_dir), small_dataset, "dev", None).metrics
+    on_onnx = evaluate_model(str(transformer_dir), small_dataset, "dev", None, runtime="onnx").metrics
+    assert on_onnx == pytest.approx(fp32, abs=1e-6)  # the same decisions, so the same figures
+    # Behaviour figures of another runtime are logged apart from the fp32 model's.
+    assert [behaviour_folder(r) for r in ("torch", "torch-int8", "onnx", "onnx-int8")] == [
+        "behaviour",
+        "behaviour_int8",
+        "behaviour_onnx",
+        "behaviour_onnx_int8",
+    ]

@@ -93,6 +93,23 @@ def test_quantized_variant_loads_through_mlflow_and_agrees(fixture, request, tra
     assert served.unwrap_python_model().predictor.model.quantized
 
 
+def test_onnx_runtime_loads_through_mlflow_and_exports_once(
+    trained_transformer, tracking_uri, small_dataset, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("ALLYSTANCE_CACHE", str(tmp_path / "cache"))
+    use_store(tracking_uri)
+    texts = _texts(small_dataset)
+    uri = f"models:/{REGISTERED_MODEL}/{trained_transformer.model_version}"
+    fp32, on_onnx = load_predictor(uri), load_predictor(uri, runtime="onnx")
+    np.testing.assert_allclose(on_onnx.score(texts)[0], fp32.score(texts)[0], atol=1e-4)
+    served = mlflow.pyfunc.load_model(uri, model_config={"runtime": "onnx"})
+    assert served.unwrap_python_model().predictor.model.runtime == "onnx"
+    frame = served.predict(pd.DataFrame({"text": texts}))
+    assert [list(t) for t in frame["topics"]] == [p.topics for p in fp32.predict(texts)]
+    # Each load fetched the artifact again; the cache is keyed by content, so one export.
+    assert [p.name for p in (tmp_path / "cache").rglob("*.onnx")] == ["encoder.onnx"]
+
+
 def test_baseline_has_no_quantized_variant(trained_baseline, tracking_uri):
     from inference.model_io import ModelLoadError
 
