@@ -95,6 +95,13 @@ def choose_weights(
     return best_topic[1], best_topic[2], best_stance[1], rows
 
 
+def unused_members(topic_weights: Sequence[float], stance_weights: Sequence[float]) -> list[int]:
+    """Members whose topic and stance weights are both 0: they change no score, only cost time
+    at prediction, so the saved blend leaves them out. None when that would leave fewer than two."""
+    unused = [i for i, (t, s) in enumerate(zip(topic_weights, stance_weights, strict=True)) if t == 0 and s == 0]
+    return unused if len(topic_weights) - len(unused) >= 2 else []
+
+
 def train_blend(
     recipe: BlendRecipe,
     tracking_uri: str | None = None,
@@ -131,8 +138,21 @@ def train_blend(
         mlflow.log_params({k: str(v) for k, v in chosen.items()})
         mlflow.log_dict({"members": list(recipe.members), "grid": rows}, "blend_search.json")
         mlflow.log_dict({"thresholds": dict(zip(schema.topic_ids, thresholds, strict=True))}, "thresholds.json")
-        model = BlendedTopicStance(members, list(topic_weights), list(stance_weights), list(recipe.members))
-        meta = make_meta(recipe.family, schema, thresholds, weights=WEIGHTS, members=list(recipe.members))
+        unused = unused_members(topic_weights, stance_weights)
+        if unused:
+            dropped = [recipe.members[i] for i in unused]
+            logger.info("left out of the saved blend (weight 0 for topics and stance): %s", ", ".join(dropped))
+            mlflow.log_param("chosen.dropped_members", str(dropped))
+            chosen["chosen.dropped_members"] = dropped
+        keep = [i for i in range(len(members)) if i not in unused]
+        model = BlendedTopicStance(
+            [members[i] for i in keep],
+            [topic_weights[i] for i in keep],
+            [stance_weights[i] for i in keep],
+            [recipe.members[i] for i in keep],
+        )
+        sources = [recipe.members[i] for i in keep]
+        meta = make_meta(recipe.family, schema, thresholds, weights=WEIGHTS, members=sources)
         progress("evaluating and logging the blend")
         predictor = Predictor(model, meta, schema)
         result = evaluate_and_publish(predictor, splits, schema, recipe, promote, run.info.run_id)

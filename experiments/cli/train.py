@@ -222,6 +222,8 @@ def blend(
         )
     )
     print_tables([Table("Member weights (chosen on dev)", ("member", "model", "topic weight", "stance weight"), rows)])
+    if chosen.get("chosen.dropped_members"):
+        console.print(f"left out of the saved blend (weight 0): {', '.join(chosen['chosen.dropped_members'])}")
     report(result, time.perf_counter() - start)
 
 

@@ -9,7 +9,7 @@ from inference.tfidf import TfidfTopicStance
 from inference.transformer import WEIGHTS as TRANSFORMER_WEIGHTS
 from inference.transformer import TransformerTopicStance
 from labels import load_schema, read_records
-from training.blend import choose_weights
+from training.blend import choose_weights, unused_members
 from training.evaluate import Gold
 from training.runs import make_meta
 
@@ -104,3 +104,10 @@ def test_weights_are_chosen_on_dev_and_ties_go_to_the_most_even_point(small_data
     # (no even split on the grid) the first of the most even points does.
     assert choose_weights([good, good], gold, SCHEMA, 0.5)[2] == (0.5, 0.5)
     assert choose_weights([good, good, good], gold, SCHEMA, 0.5)[2] == (0.5, 0.5, 0.0)
+
+
+def test_members_with_no_weight_are_left_out_unless_fewer_than_two_would_remain():
+    assert unused_members([0.5, 0.0, 0.5, 0.0], [0.5, 0.0, 0.0, 0.5]) == [1]  # member 3 still has stance weight
+    assert unused_members([0.6, 0.4, 0.0], [0.7, 0.3, 0.0]) == [2]
+    assert unused_members([1.0, 0.0, 0.0], [1.0, 0.0, 0.0]) == []  # a blend keeps two members at least
+    assert unused_members([0.5, 0.5], [0.2, 0.8]) == []

@@ -106,3 +106,25 @@ def test_cli_blend_prints_the_member_weights(small_dataset, tracking_uri, traine
     assert _uri(trained_transformer) in result.output
     bad = CliRunner().invoke(app, ["train", "blend", "--set", "weight_step=0.3", "--tracking-uri", tracking_uri])
     assert bad.exit_code == 1 and "weight_step must divide 1" in bad.output
+
+
+def test_a_member_given_no_weight_is_left_out_of_the_saved_blend(
+    small_dataset, tracking_uri, trained_baseline, trained_transformer, monkeypatch
+):
+    import training.blend as blend_training
+
+    real_choose = blend_training.choose_weights
+
+    def third_member_unused(scores, dev, schema, step):  # the dev search, with the third member's weights forced to 0
+        _, thresholds, _, rows = real_choose(scores[:2], dev, schema, step)
+        return (0.5, 0.5, 0.0), thresholds, (0.5, 0.5, 0.0), rows
+
+    monkeypatch.setattr(blend_training, "choose_weights", third_member_unused)
+    members = [_uri(trained_baseline), _uri(trained_transformer), _uri(trained_baseline)]
+    args = ["train", "blend", *members, "--set", f"data={small_dataset}", "--set", "weight_step=0.5"]
+    result = CliRunner().invoke(app, [*args, "--tracking-uri", tracking_uri])
+    assert result.exit_code == 0, result.output
+    assert "left out of the saved blend (weight 0)" in result.output
+    version = max(int(v.version) for v in MlflowClient().search_model_versions(f"name='{REGISTERED_MODEL}'"))
+    saved = load_predictor(f"models:/{REGISTERED_MODEL}/{version}")
+    assert len(saved.model.members) == 2 and saved.model.topic_weights == [0.5, 0.5]
