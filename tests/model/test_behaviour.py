@@ -21,24 +21,26 @@ from training.behaviour import BehaviourResult, load_suite, run_suite
 pytestmark = pytest.mark.slow
 
 # Failure rate per capability of the baseline trained in the test session (experiments/
-# baseline.yaml without its search, dataset v3, suite 772c14bc), rounded up to the next
+# baseline.yaml without its search, dataset v4, suite 772c14bc), rounded up to the next
 # hundredth: one more failing case breaks the build. Lower a ceiling when the baseline gets
-# better; raise one only with a reason in the commit message. Retrained on dataset v3, four
-# capabilities got one case worse than on v2 (actions, hedges, reject_vs_echo, routine_facts)
-# and five got better (attribution, negation, off_domain, state_media, swaps).
+# better; raise one only with a reason in the commit message. Retrained on dataset v4, two
+# capabilities got one case worse than on v3, both cost-sharing stances of the TF-IDF model
+# near a tie that a changed word tips (swaps: a negotiator for an ambassador, "fivefold" for a
+# percentage; typos_casing: a misspelt "refused"), and two got one case better (negation,
+# resume_vs_suspend); the others are unchanged.
 CEILINGS = {
-    "actions": 0.20,  # 4 of 21 cases fail (v2: 3)
-    "attribution": 0.10,  # 2 of 20 (v2: 3)
-    "hedges": 0.55,  # 11 of 20 (v2: 10)
-    "negation": 0.24,  # 9 of 38 (v2: 10)
-    "off_domain": 0.18,  # 4 of 23 (v2: 5)
-    "reject_vs_echo": 0.67,  # 20 of 30 (v2: 19)
-    "resume_vs_suspend": 0.33,  # 9 of 28 (v2: 9)
-    "routine_facts": 0.23,  # 4 of 18 (v2: 3)
-    "state_media": 0.00,  # 0 of 20 (v2: 2)
-    "swaps": 0.05,  # 1 of 20 (v2: 3)
-    "two_sides": 0.72,  # 10 of 14 (v2: 10)
-    "typos_casing": 0.15,  # 2 of 14 (v2: 2)
+    "actions": 0.20,  # 4 of 21 cases fail (v3: 4)
+    "attribution": 0.10,  # 2 of 20 (v3: 2)
+    "hedges": 0.55,  # 11 of 20 (v3: 11)
+    "negation": 0.22,  # 8 of 38 (v3: 9)
+    "off_domain": 0.18,  # 4 of 23 (v3: 4)
+    "reject_vs_echo": 0.67,  # 20 of 30 (v3: 20)
+    "resume_vs_suspend": 0.29,  # 8 of 28 (v3: 9)
+    "routine_facts": 0.23,  # 4 of 18 (v3: 4)
+    "state_media": 0.00,  # 0 of 20 (v3: 0)
+    "swaps": 0.10,  # 2 of 20 (v3: 1)
+    "two_sides": 0.72,  # 10 of 14 (v3: 10)
+    "typos_casing": 0.22,  # 3 of 14 (v3: 2)
 }
 
 
