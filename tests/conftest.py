@@ -161,6 +161,23 @@ def trained_transformer(small_dataset: Path, tiny_base_model: Path, tracking_uri
     return train_transformer(recipe, tracking_uri, promote=False)
 
 
+def embed_model_on(embedder, records: list[dict], embeddings=None):
+    """An embed-family model: ``embedder`` with linear topic and stance heads fitted on
+    ``records`` (their embeddings computed here unless given)."""
+    import numpy as np
+
+    from inference.embed import EmbedTopicStance, as_features
+    from inference.tfidf import fit_stance_heads, fit_topic_heads
+    from labels import load_schema
+
+    schema = load_schema()
+    X = as_features(embedder.embed([r["text"] for r in records]) if embeddings is None else embeddings)
+    topics = np.array([schema.encode_topics(r["topics"]) for r in records])
+    stances = np.array([schema.encode_stances(r["stance"]) for r in records])
+    topic_heads = fit_topic_heads(X, topics, "logreg", 1.0, None, 0)
+    return EmbedTopicStance(embedder, topic_heads, fit_stance_heads(X, stances, 3, "crossed", 1.0, None, 0), 3)
+
+
 def build_tiny_bert(folder: Path, texts: list[str], hidden: int = 32, layers: int = 2) -> Path:
     """A randomly initialised BERT and a WordPiece tokenizer trained on ``texts``, saved as a
     base-model folder (what ``base_model`` points at): the transformer code paths run on it in

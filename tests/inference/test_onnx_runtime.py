@@ -12,13 +12,13 @@ import pytest
 
 from inference.blend import WEIGHTS as BLEND_WEIGHTS
 from inference.blend import BlendedTopicStance
-from inference.embed import EmbedTopicStance, SentenceEmbedder, as_features
+from inference.embed import SentenceEmbedder
 from inference.model_io import ModelLoadError, Predictor, agreement, load_model, load_predictor, save_model
 from inference.onnx_encoder import OnnxEncoder, onnx_cache, onnx_scope
 from inference.rules import KeywordRules
-from inference.tfidf import fit_stance_heads, fit_topic_heads
 from inference.transformer import WEIGHTS, TransformerTopicStance
 from labels import load_schema
+from tests.conftest import embed_model_on
 from training.runs import make_meta
 
 SCHEMA = load_schema()
@@ -162,15 +162,7 @@ def _rules() -> Predictor:
 def test_embed_family_runs_on_onnx(tiny_base_model, records, tmp_path):
     embedder = SentenceEmbedder.from_folder(tiny_base_model, max_length=48, batch_size=2)
     texts = [r["text"] for r in records]
-    X = as_features(embedder.calibrate(texts).embed(texts))
-    topics = np.array([SCHEMA.encode_topics(r["topics"]) for r in records])
-    stances = np.array([SCHEMA.encode_stances(r["stance"]) for r in records])
-    model = EmbedTopicStance(
-        embedder,
-        fit_topic_heads(X, topics, "logreg", 1.0, None, 0),
-        fit_stance_heads(X, stances, 3, "crossed", 1.0, None, 0),
-        3,
-    )
+    model = embed_model_on(embedder.calibrate(texts), records)
     folder = save_model(tmp_path / "e", model, make_meta("embed", SCHEMA, [0.5] * 4, weights="embed"))
     fp32, on_onnx, int8 = (load_model(folder, runtime=r) for r in ("torch", "onnx", "onnx-int8"))
     assert isinstance(on_onnx.model.embedder.encoder, OnnxEncoder) and on_onnx.model.runtime == "onnx"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from inference.embed import EmbedTopicStance, SentenceEmbedder, as_features
+from inference.embed import SentenceEmbedder
 from inference.encoder import (
     ACTIVATION_RANGES_FILE,
     FullRangeInt8Linear,
@@ -22,9 +22,9 @@ from inference.encoder import (
     smooth_layers,
 )
 from inference.model_io import ModelLoadError, Predictor, agreement, load_model, save_model
-from inference.tfidf import fit_stance_heads, fit_topic_heads
 from inference.transformer import WEIGHTS, TransformerTopicStance
 from labels import load_schema
+from tests.conftest import embed_model_on
 from training.runs import make_meta
 
 SCHEMA = load_schema()
@@ -243,15 +243,7 @@ def test_embed_model_round_trips_with_unit_embeddings(tiny_base_model, tmp_path,
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     # Batching and length sorting do not change an embedding.
     np.testing.assert_allclose(embedder.embed(texts[:1])[0], emb[0], atol=1e-5)
-    X = as_features(emb)
-    topics = np.array([SCHEMA.encode_topics(r["topics"]) for r in records])
-    stances = np.array([SCHEMA.encode_stances(r["stance"]) for r in records])
-    model = EmbedTopicStance(
-        embedder,
-        fit_topic_heads(X, topics, "logreg", 1.0, None, 0),
-        fit_stance_heads(X, stances, 3, "crossed", 1.0, None, 0),
-        3,
-    )
+    model = embed_model_on(embedder, records, emb)
     meta = make_meta("embed", SCHEMA, [0.5] * 4, weights="embed")
     folder = save_model(tmp_path / "e", model, meta)
     loaded = load_model(folder)
