@@ -145,13 +145,10 @@ def train_blend(
             mlflow.log_param("chosen.dropped_members", str(dropped))
             chosen["chosen.dropped_members"] = dropped
         keep = [i for i in range(len(members)) if i not in unused]
-        model = BlendedTopicStance(
-            [members[i] for i in keep],
-            [topic_weights[i] for i in keep],
-            [stance_weights[i] for i in keep],
-            [recipe.members[i] for i in keep],
-        )
         sources = [recipe.members[i] for i in keep]
+        model = BlendedTopicStance(
+            [members[i] for i in keep], [topic_weights[i] for i in keep], [stance_weights[i] for i in keep], sources
+        )
         meta = make_meta(recipe.family, schema, thresholds, weights=WEIGHTS, members=sources)
         progress("evaluating and logging the blend")
         predictor = Predictor(model, meta, schema)

@@ -126,7 +126,7 @@ class TransformerRecipe:
     max_steps: int | None = None  # stop each design after this many steps (smoke runs, timing)
     # Fine-tune only the top N encoder layers (and the heads); the embeddings and the layers
     # below stay as pretrained. null = every layer. A large encoder on a CPU needs it:
-    # all-mpnet-base-v2 with train_layers 4 costs about a third of a full fine-tune per epoch.
+    # all-mpnet-base-v2 at batch 16 here: about 1.0 s a step with train_layers 4, 1.2 s with 6.
     train_layers: int | None = None
     lr: float = 5e-5  # encoder
     head_lr: float = 1e-3

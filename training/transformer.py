@@ -194,8 +194,8 @@ def _weighted_stance_loss(
     return (per_item * weights).sum() / class_weights.sum()
 
 
-def freeze_lower_layers(encoder: torch.nn.Module, train_layers: int | None) -> int:
-    """Leave only the top ``train_layers`` transformer layers of ``encoder`` trainable (None = all).
+def freeze_lower_layers(encoder: torch.nn.Module, train_layers: int) -> int:
+    """Leave only the top ``train_layers`` transformer layers of ``encoder`` trainable.
 
     The embeddings, the layers below and any weights shared across layers (MPNet's relative
     position bias) are frozen, so autograd starts at the first trained layer: a frozen layer
@@ -205,7 +205,7 @@ def freeze_lower_layers(encoder: torch.nn.Module, train_layers: int | None) -> i
     if layers is None:
         kind = type(encoder).__name__
         raise TrainingError(f"train_layers needs a BERT-style encoder (encoder.layer); {kind} has none")
-    if train_layers is None or train_layers >= len(layers):
+    if train_layers >= len(layers):
         return len(layers)
     trained = {id(p) for layer in layers[len(layers) - train_layers :] for p in layer.parameters()}
     for param in encoder.parameters():
@@ -263,8 +263,8 @@ def fine_tune(
         max_length=recipe.max_length,
         batch_size=recipe.eval_batch_size,
     )
-    trained_layers = freeze_lower_layers(model.net.encoder, recipe.train_layers)
-    tracking.log_params({"trained_layers": trained_layers})
+    if recipe.train_layers is not None:  # any encoder trains whole; only a partial fine-tune needs encoder.layer
+        tracking.log_params({"trained_layers": freeze_lower_layers(model.net.encoder, recipe.train_layers)})
     model.net.to(device)
     examples = _Examples(model, train, weights)
     n_classes = len(schema.stance_values)

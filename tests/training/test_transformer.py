@@ -89,7 +89,7 @@ def test_train_layers_freezes_everything_below_the_top_layers(tiny_base_model):
     assert all(not p.requires_grad for p in encoder.embeddings.parameters())
     assert model.net.topic_head.weight.grad is not None  # the heads always train
     fresh = _model(tiny_base_model, "attention")
-    assert freeze_lower_layers(fresh.net.encoder, None) == 2 and freeze_lower_layers(fresh.net.encoder, 5) == 2
+    assert freeze_lower_layers(fresh.net.encoder, 2) == 2 and freeze_lower_layers(fresh.net.encoder, 5) == 2
     assert all(p.requires_grad for p in fresh.net.encoder.parameters())
 
 
