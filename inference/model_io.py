@@ -318,6 +318,17 @@ def _pyfunc_model_folder(uri: str) -> Path:
     return folder
 
 
+def model_folder(uri: str | Path) -> Path:
+    """The allystance model folder behind a folder path or an MLflow model URI (fetched from
+    the store when it is a URI); a one-line ``ModelLoadError`` when there is none."""
+    path = Path(str(uri))
+    if (path / META_FILE).is_file():
+        return path
+    if (path / "MLmodel").is_file() or ":/" in str(uri):
+        return _pyfunc_model_folder(str(uri))
+    raise ModelLoadError(f"no model at {uri}: give a model folder or an MLflow URI such as models:/allystance@champion")
+
+
 def load_predictor(
     uri: str | Path,
     schema: LabelSchema | None = None,

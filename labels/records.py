@@ -11,6 +11,8 @@ from labels.errors import UserError
 DATA_DIR = Path(__file__).with_name("data")
 DEFAULT_DATASET = DATA_DIR / "paragraphs.jsonl"
 ARTICLES_FILE = DATA_DIR / "articles.jsonl"
+# Team-written articles without labels (the distillation transfer set; see DATASHEET.md).
+UNLABELLED_FILE = DATA_DIR / "unlabelled.jsonl"
 SPLITS = ("train", "dev", "test")
 
 

@@ -51,19 +51,26 @@ def member_digest(uri: str) -> str | None:
     return tags["dataset_digest"]
 
 
+def check_trained_on(uri: str, digest: str, use: str = "blend models") -> None:
+    """Refuse a model whose run trained on other data than ``digest`` (its dev or test
+    paragraphs may have been its training data); a model folder is taken on trust, with a
+    warning. ``use`` ends the message: what to do instead."""
+    member_data = member_digest(uri)
+    if member_data is None:
+        logger.warning("%s is a model folder: it is taken on trust to be trained on this data", uri)
+    elif member_data != digest:
+        raise TrainingError(
+            f"{uri} was trained on other data (dataset digest {member_data}, this data {digest}); "
+            f"{use} trained on the same dataset file"
+        )
+
+
 def load_members(uris: Sequence[str], digest: str, schema: LabelSchema) -> list[Predictor]:
     """Every member, loaded, after checking it was trained on the data with ``digest``."""
     members = []
     for uri in uris:
         member = load_predictor(uri, schema)  # a clear error for a model that is not there
-        member_data = member_digest(uri)
-        if member_data is None:
-            logger.warning("%s is a model folder: it is taken on trust to be trained on this data", uri)
-        elif member_data != digest:
-            raise TrainingError(
-                f"{uri} was trained on other data (dataset digest {member_data}, this data {digest}); "
-                "blend models trained on the same dataset file"
-            )
+        check_trained_on(uri, digest)
         members.append(member)
     return members
 

@@ -168,6 +168,34 @@ class TransformerRecipe:
 
 
 @dataclass(frozen=True)
+class DistillRecipe(TransformerRecipe):
+    """A small student encoder fine-tuned on a teacher model's scores (``train distill``).
+
+    Every field of the transformer recipe, plus the teacher and how its scores are mixed in:
+    a labelled paragraph's targets are ``alpha`` x the teacher's + (1 - ``alpha``) x gold; an
+    unlabelled one's are the teacher's alone. ``temperature`` softens the teacher's stance
+    distributions (p ** (1 / T), renormalised) before they are mixed.
+    """
+
+    family: str = "distill"
+    teacher: str | None = None  # any allystance model: a folder or an MLflow URI (models:/allystance/8)
+    alpha: float = 0.5
+    temperature: float = 2.0
+    # Team-written unlabelled articles scored by the teacher and added to the training set:
+    # "shipped" = labels/data/unlabelled.jsonl, or a file or folder of articles; null = none.
+    unlabelled: str | None = "shipped"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if "pair" in self.designs:
+            raise RecipeError("distillation needs one-pass stance designs (per_topic, attention); remove pair")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise RecipeError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.temperature <= 0:
+            raise RecipeError(f"temperature must be above 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
 class EmbedRecipe:
     """Frozen sentence embeddings of the base encoder with the baseline's linear heads."""
 

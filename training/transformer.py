@@ -35,6 +35,7 @@ from training import tracking
 from training.config import TransformerRecipe
 from training.evaluate import Gold, evaluate, tune_thresholds
 from training.runs import (
+    Splits,
     TrainingError,
     TrainResult,
     calibration_texts,
@@ -89,15 +90,32 @@ class _Examples:
     ``weights`` (one per paragraph, None = 1 each) scale each paragraph's loss terms, e.g.
     a pseudo-labelled paragraph against a gold one; a topic whose stance is ``NO_STANCE``
     while the topic is present trains the topic head only (its stance is masked).
+
+    ``gold.topics`` may hold probabilities rather than 0/1 (a teacher's, in distillation), and
+    ``stance_targets`` (n x T x S, one-pass designs only) replaces the hard stances with a
+    distribution per (paragraph, topic); a row of zeros trains no stance for that pair.
     """
 
-    def __init__(self, model: TransformerTopicStance, gold: Gold, weights: Sequence[float] | None = None):
+    def __init__(
+        self,
+        model: TransformerTopicStance,
+        gold: Gold,
+        weights: Sequence[float] | None = None,
+        stance_targets: np.ndarray | None = None,
+    ):
         self.paragraphs = model.tokenize(gold.texts)
         self.topics = torch.tensor(gold.topics, dtype=torch.float32)
         self.stances = torch.tensor(gold.stances, dtype=torch.long)
         self.weights = None if weights is None else torch.tensor(np.asarray(weights, dtype=np.float32))
         if self.weights is not None and len(self.weights) != len(gold.texts):
             raise ValueError(f"{len(self.weights)} weights for {len(gold.texts)} training paragraphs")
+        self.stance_targets = None if stance_targets is None else torch.tensor(stance_targets, dtype=torch.float32)
+        if self.stance_targets is not None:
+            if model.design == "pair":
+                raise ValueError("stance distributions need a one-pass design (per_topic or attention), not pair")
+            if self.stance_targets.shape[:2] != self.topics.shape:
+                shape = tuple(self.stance_targets.shape)
+                raise ValueError(f"stance targets {shape} do not fit {len(gold.texts)} paragraphs")
         self.pairs: list[dict[str, list[int]]] = []
         self.pair_labels = torch.zeros(0, dtype=torch.long)
         self.pair_rows = np.zeros(0, dtype=int)
@@ -139,7 +157,13 @@ def _backward(
             loss = topic_loss(topic_logits.float(), topic_targets)
         else:
             loss = _weighted_topic_loss(topic_loss, topic_logits.float(), topic_targets, weights)
-        if stance_logits is not None:  # the one-pass designs
+        if stance_logits is not None and examples.stance_targets is not None:  # distributions (distillation)
+            logits = stance_logits.float().reshape(-1, net.n_stances)
+            dists = examples.stance_targets[idx].to(device).reshape(-1, net.n_stances)
+            row_weights = None if weights is None else weights.repeat_interleave(examples.stance_targets.shape[1])
+            if bool((dists.sum(-1) > 0).any()):
+                loss = loss + stance_weight * soft_stance_loss(stance_loss, logits, dists, row_weights)
+        elif stance_logits is not None:  # the one-pass designs
             targets = examples.stances[idx].to(device)
             if bool((targets != NO_STANCE).any()):  # all-ignored targets would give NaN
                 logits = stance_logits.float().reshape(-1, net.n_stances)
@@ -194,6 +218,24 @@ def _weighted_stance_loss(
     return (per_item * weights).sum() / class_weights.sum()
 
 
+def soft_stance_loss(
+    stance_loss: torch.nn.CrossEntropyLoss,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy against stance distributions (rows of ``targets``; a row of zeros counts
+    for nothing), with ``stance_loss``'s class weights and the same normaliser as the hard
+    loss: for one-hot rows it equals ``stance_loss`` exactly. ``weights`` scale each row."""
+    class_weights = stance_loss.weight if stance_loss.weight is not None else torch.ones_like(targets[0])
+    weighted = targets * class_weights  # rows x S
+    per_row = -(weighted * torch.log_softmax(logits, dim=-1)).sum(-1)
+    norm = weighted.sum(-1)
+    if weights is not None:
+        per_row = per_row * weights
+    return per_row.sum() / norm.sum()
+
+
 def freeze_lower_layers(encoder: torch.nn.Module, train_layers: int) -> int:
     """Leave only the top ``train_layers`` transformer layers of ``encoder`` trainable.
 
@@ -244,10 +286,12 @@ def fine_tune(
     schema: LabelSchema,
     show_progress: bool = False,
     weights: Sequence[float] | None = None,
+    stance_targets: np.ndarray | None = None,
 ) -> FitOutcome:
     """Fine-tune one stance design; log the loss curve and per-epoch dev scores to the active run.
 
-    ``weights``: one per training paragraph (None = 1 each, the plain loss); see ``_Examples``.
+    ``weights``: one per training paragraph (None = 1 each, the plain loss); ``stance_targets``:
+    stance distributions in place of the hard stances (see ``_Examples``).
     """
     start = time.perf_counter()
     set_seed(recipe.seed)
@@ -266,7 +310,7 @@ def fine_tune(
     if recipe.train_layers is not None:  # any encoder trains whole; only a partial fine-tune needs encoder.layer
         tracking.log_params({"trained_layers": freeze_lower_layers(model.net.encoder, recipe.train_layers)})
     model.net.to(device)
-    examples = _Examples(model, train, weights)
+    examples = _Examples(model, train, weights, stance_targets)
     n_classes = len(schema.stance_values)
     balanced = recipe.class_weight == "balanced"
     topic_loss = torch.nn.BCEWithLogitsLoss(
@@ -341,13 +385,16 @@ def fit_designs(
     schema: LabelSchema,
     weights: Sequence[float] | None = None,
     show_progress: bool = False,
+    stance_targets: np.ndarray | None = None,
 ) -> tuple[FitOutcome, list[FitOutcome]]:
     """Fine-tune every stance design of the recipe, each a nested run of the active run; the
     best by ``select_metric`` on dev (its model kept, the others' freed), and all outcomes."""
     outcomes: list[FitOutcome] = []
     for design in recipe.designs:
         with tracking.nested_run(f"stance design {design}", {"design": design}, recipe.family):
-            outcome = fine_tune(recipe, design, base_folder, train, dev_records, schema, show_progress, weights)
+            outcome = fine_tune(
+                recipe, design, base_folder, train, dev_records, schema, show_progress, weights, stance_targets
+            )
             tracking.log_metrics(
                 {
                     **outcome.dev_metrics,
@@ -395,13 +442,28 @@ def train_transformer(
     train = Gold.from_records(splits.train, schema)
     with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
         chosen, outcomes = fit_designs(recipe, base_folder, train, splits.dev, schema, show_progress=show_progress)
-        assert chosen.model is not None
-        tracking.log_params({"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch})
-        tracking.log_thresholds(schema, chosen.thresholds)
-        tracking.log_metrics({"train_seconds": sum(o.seconds for o in outcomes)})
-        chosen.model.calibrate(calibration_texts(splits.train))  # input ranges for the int8 variant
-        predictor = Predictor(chosen.model, transformer_meta(recipe, schema, chosen), schema)
-        result = evaluate_and_publish(predictor, splits, schema, recipe, promote, run.info.run_id)
-        result.chosen = {"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch}
-        result.candidates = {o.design: {**o.dev_metrics, "train_seconds": o.seconds} for o in outcomes}
-        return result
+        return publish_designs(recipe, schema, splits, chosen, outcomes, promote, run.info.run_id)
+
+
+def publish_designs(
+    recipe: TransformerRecipe,
+    schema: LabelSchema,
+    splits: Splits,
+    chosen: FitOutcome,
+    outcomes: Sequence[FitOutcome],
+    promote: bool,
+    run_id: str,
+    **meta_extra,
+) -> TrainResult:
+    """Inside the family's run: log the chosen design, calibrate its int8 ranges, then
+    evaluate, save, register and (if asked) promote it; ``meta_extra`` goes into its meta."""
+    assert chosen.model is not None
+    tracking.log_params({"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch})
+    tracking.log_thresholds(schema, chosen.thresholds)
+    tracking.log_metrics({"train_seconds": sum(o.seconds for o in outcomes)})
+    chosen.model.calibrate(calibration_texts(splits.train))  # input ranges for the int8 variant
+    predictor = Predictor(chosen.model, transformer_meta(recipe, schema, chosen, **meta_extra), schema)
+    result = evaluate_and_publish(predictor, splits, schema, recipe, promote, run_id)
+    result.chosen = {"chosen.design": chosen.design, "chosen.best_epoch": chosen.best_epoch}
+    result.candidates = {o.design: {**o.dev_metrics, "train_seconds": o.seconds} for o in outcomes}
+    return result

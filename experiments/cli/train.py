@@ -129,6 +129,12 @@ def transformer(
     config = load_recipe(recipe, TransformerRecipe, overrides or ())
     start = time.perf_counter()
     result = train_transformer(config, tracking_uri, promote, show_progress=True)
+    report_designs(result)
+    report(result, time.perf_counter() - start)
+
+
+def report_designs(result: TrainResult) -> None:
+    """The dev scores of each stance design a transformer-family run compared."""
     rows = tuple(
         (
             design,
@@ -147,6 +153,42 @@ def transformer(
             )
         ]
     )
+
+
+@app.command()
+@user_errors
+def distill(
+    teacher: str = typer.Argument(
+        None, help="The teacher: a trained model (MLflow URI or folder); default: the recipe's teacher."
+    ),
+    recipe: Path = typer.Option(RECIPES / "distill.yaml", "--recipe", help="YAML recipe."),
+    overrides: list[str] = SetOption,
+    tracking_uri: str = TrackingOption,
+    promote: bool = PromoteOption,
+) -> None:
+    """Teach a small, fast encoder (MiniLM) a larger model's topic and stance scores: a transformer-family student for CPUs.
+
+    The teacher scores the training paragraphs and the team's unlabelled articles once
+    (cached in .allystance/distill/); the student trains on its scores mixed with the gold
+    labels, then is evaluated and registered like any model. The teacher must have been
+    trained on the same dataset file (checked), or it may have seen the dev and test splits.
+
+    Examples:
+
+        allystance train transformer --recipe experiments/transformer_mpnet.yaml
+
+        allystance train distill models:/allystance/3 --promote
+
+        allystance train distill models:/allystance/3 --set alpha=0.7 --set unlabelled=null
+    """
+    from training.config import DistillRecipe, load_recipe
+    from training.distill import train_distill
+
+    extra = [f"teacher={json.dumps(teacher)}"] if teacher else []
+    config = load_recipe(recipe, DistillRecipe, [*(overrides or ()), *extra])
+    start = time.perf_counter()
+    result = train_distill(config, tracking_uri, promote, show_progress=True)
+    report_designs(result)
     report(result, time.perf_counter() - start)
 
 
