@@ -32,6 +32,23 @@ def test_articles_file_matches_the_paragraphs():
             assert record["text"] in article["text"]
 
 
+def test_unlabelled_articles_are_new_articles_that_segment_into_paragraphs():
+    """The distillation transfer set: team-written articles apart from the labelled ones,
+    which the teacher sees as ``predict`` would (segmented into paragraphs)."""
+    import json
+
+    from labels.records import UNLABELLED_FILE
+    from training.distill import read_unlabelled
+
+    articles = [json.loads(line) for line in UNLABELLED_FILE.read_text(encoding="utf-8").splitlines()]
+    ids = [a["article_id"] for a in articles]
+    assert len(ids) == len(set(ids)) and not set(ids) & {a["article_id"] for a in read_records(ARTICLES_FILE)}
+    paragraphs = read_unlabelled(UNLABELLED_FILE)
+    assert len(paragraphs) >= 2000  # furniture (datelines, "(END)", editor's notes) dropped
+    labelled = {r["text"] for r in read_records()}
+    assert not labelled & set(paragraphs)
+
+
 def test_dataset_v1_minimums_hold():
     """The v1 floor from the dataset issue: size, balance and dev/test coverage."""
     from collections import Counter
