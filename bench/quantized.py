@@ -9,8 +9,10 @@ describes them) and scores the same paragraphs, one split (test by default), wit
   passes after a warm-up, and its speed-up over torch fp32;
 - paragraphs/s of the whole command: ``allystance predict`` on those paragraphs as a
   subprocess (start-up, model load and scoring; the ONNX export is in the cache by then),
-  and the seconds this script's own load took (after an untimed first load, which pays for
-  the imports; an ONNX runtime's first load ever also makes the export, marked as such);
+  the rate the command itself reports over its run (reading, scoring and writing, after
+  the model has loaded), and the seconds this script's own load took (after an untimed
+  first load, which pays for the imports; an ONNX runtime's first load ever also makes the
+  export, marked as such);
 - the share of topic decisions and of the stance labels shown that agree with torch fp32,
   and each runtime's split figures from the shared evaluation module.
 
@@ -164,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
             "score p/s",
             "speed-up",
             "command p/s",
+            "run p/s",
             "topics agree",
             "stances agree",
             "stance F1",
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
                 rate(row["paragraphs_per_s"]),
                 f"{row['speed_up']:.2f}x",
                 rate(row["command"]["paragraphs_per_s"]) if "command" in row else "-",
+                rate(row["command"]["run_paragraphs_per_s"]) if "command" in row else "-",
                 f"{row['agreement']['topic_agreement']:.2%}",
                 f"{row['agreement']['stance_agreement']:.2%}",
                 f"{row['stance_macro_f1']:.3f}",
@@ -186,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
     print_tables([table], Console(width=max(120, Console().width)))
     print(
         "p/s: paragraphs per second; score: the scoring pass, best of the repeats; command: allystance predict,\n"
-        "start-up and load included; export: this load made the ONNX export (once per model); agree: share of\n"
+        "start-up and load included; run: the rate allystance predict reports over its run (reading, scoring,\n"
+        "writing; after the load); export: this load made the ONNX export (once per model); agree: share of\n"
         "torch fp32's topic decisions and shown stance labels; stance F1: stance macro-F1 on the split"
     )
     if args.json:

@@ -93,11 +93,12 @@ class SentenceEmbedder:
         elif runtime in ONNX_RUNTIMES:
             if folder is None:
                 raise ValueError(f"the {runtime} runtime exports a saved model: give the folder it was saved in")
-            from inference.onnx_encoder import load_onnx_encoder
+            from inference.onnx_encoder import BATCH_SIZE, load_onnx_encoder
 
             self.encoder = load_onnx_encoder(
                 self.encoder.to("cpu"), self.tokenizer, folder, runtime, self.activation_ranges
             )
+            self.batch_size = min(self.batch_size, BATCH_SIZE)
         self.runtime = runtime
         return self
 

@@ -298,12 +298,13 @@ class TransformerTopicStance:
         elif runtime in ONNX_RUNTIMES:
             if folder is None:
                 raise ValueError(f"the {runtime} runtime exports a saved model: give the folder it was saved in")
-            from inference.onnx_encoder import load_onnx_encoder
+            from inference.onnx_encoder import BATCH_SIZE, load_onnx_encoder
 
             ranges = self.activation_ranges  # recorded on the whole net: keys start with its "encoder."
             inside = {k.removeprefix("encoder."): v for k, v in ranges.items()} if ranges else None
             self.net = self.net.to("cpu").eval()
             self.net.encoder = load_onnx_encoder(self.net.encoder, self.tokenizer, folder, runtime, inside)
+            self.batch_size = min(self.batch_size, BATCH_SIZE)
         self.runtime = runtime
         return self
 
