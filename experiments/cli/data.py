@@ -197,7 +197,7 @@ def suggest(
     exclude: list[Path] = typer.Option(
         None,
         "--exclude",
-        help="Labelled files whose texts are left out of the pool. [default: the shipped dataset]",
+        help="Labelled files whose texts are left out of the pool. \\[default: the shipped dataset]",
         show_default=False,
     ),
     seed: int = typer.Option(0, help="Seed of the random strategy."),

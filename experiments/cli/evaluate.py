@@ -155,7 +155,7 @@ def evaluate_command(
     runtime: str = typer.Option(
         "torch",
         "--runtime",
-        help="Where a transformer or embed model's encoder runs: torch, torch-int8, onnx or onnx-int8 (ONNX Runtime; pip install 'allystance[onnx]').",
+        help="Where a transformer or embed model's encoder runs: torch, torch-int8, onnx or onnx-int8 (ONNX Runtime; pip install 'allystance\\[onnx]').",
     ),
     quantized: bool = typer.Option(False, "--quantized", help="The same as --runtime torch-int8."),
     behaviour: bool = typer.Option(
@@ -166,7 +166,7 @@ def evaluate_command(
     suite: Path = typer.Option(
         None,
         "--suite",
-        help="A behaviour suite folder (--behaviour). [default: experiments/behaviour, the team's suite]",
+        help="A behaviour suite folder (--behaviour). \\[default: experiments/behaviour, the team's suite]",
         show_default=False,
     ),
     log: bool = typer.Option(

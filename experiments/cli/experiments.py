@@ -17,7 +17,7 @@ MetricOption = typer.Option(
     DEFAULT_METRIC, "--metric", "-m", help="Metric to sort by, highest first (dev_* or test_*)."
 )
 TrackingOption = typer.Option(
-    None, "--tracking-uri", help="MLflow tracking URI. [default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here]"
+    None, "--tracking-uri", help="MLflow tracking URI. \\[default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here]"
 )
 
 

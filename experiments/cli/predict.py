@@ -35,7 +35,7 @@ def predict_command(
         None, "--articles", help="Also write one JSON line per article: topics, counts, shares, dominant stance."
     ),
     errors: Path = typer.Option(
-        None, "--errors", help="Bad records (source, line, reason). [default: <output>.errors.jsonl]"
+        None, "--errors", help="Bad records (source, line, reason). \\[default: <output>.errors.jsonl]"
     ),
     batch_size: int = typer.Option(
         0,
@@ -58,7 +58,7 @@ def predict_command(
     runtime: str = typer.Option(
         "torch",
         "--runtime",
-        help="Where a transformer or embed model's encoder runs (and a blend's encoder members'): torch (fp32, CPU or GPU), torch-int8 (torch dynamic int8, CPU), onnx or onnx-int8 (ONNX Runtime, CPU; pip install 'allystance[onnx]'; the first run exports the encoder into ~/.cache/allystance/onnx). Tokenising, batching and the heads are the same on all four.",
+        help="Where a transformer or embed model's encoder runs (and a blend's encoder members'): torch (fp32, CPU or GPU), torch-int8 (torch dynamic int8, CPU), onnx or onnx-int8 (ONNX Runtime, CPU; pip install 'allystance\\[onnx]'; the first run exports the encoder into ~/.cache/allystance/onnx). Tokenising, batching and the heads are the same on all four.",
     ),
     quantized: bool = typer.Option(False, "--quantized", help="The same as --runtime torch-int8."),
     operating_point: str = typer.Option(

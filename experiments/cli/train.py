@@ -23,7 +23,7 @@ RECIPES = Path(__file__).resolve().parents[1]
 
 SetOption = typer.Option(None, "--set", help="Override a recipe key, e.g. --set topics.C=8 (repeatable).")
 TrackingOption = typer.Option(
-    None, "--tracking-uri", help="MLflow tracking URI. [default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here]"
+    None, "--tracking-uri", help="MLflow tracking URI. \\[default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here]"
 )
 PromoteOption = typer.Option(
     False, "--promote", help="Make this model the champion if it beats the current one on the recipe's promote_metric."
@@ -119,7 +119,7 @@ def transformer(
 
         allystance train transformer --promote
 
-        allystance train transformer --set "designs=[per_topic]" --set epochs=2
+        allystance train transformer --set "designs=\\[per_topic]" --set epochs=2
 
         allystance train transformer --set base_model=/path/to/a/bert/folder
     """
