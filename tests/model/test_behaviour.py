@@ -21,26 +21,27 @@ from training.behaviour import BehaviourResult, load_suite, run_suite
 pytestmark = pytest.mark.slow
 
 # Failure rate per capability of the baseline trained in the test session (experiments/
-# baseline.yaml without its search, dataset v4, suite 772c14bc), rounded up to the next
+# baseline.yaml without its search, dataset v5, suite 772c14bc), rounded up to the next
 # hundredth: one more failing case breaks the build. Lower a ceiling when the baseline gets
-# better; raise one only with a reason in the commit message. Retrained on dataset v4, two
-# capabilities got one case worse than on v3, both cost-sharing stances of the TF-IDF model
-# near a tie that a changed word tips (swaps: a negotiator for an ambassador, "fivefold" for a
-# percentage; typos_casing: a misspelt "refused"), and two got one case better (negation,
-# resume_vs_suspend); the others are unchanged.
+# better; raise one only with a reason in the commit message. Retrained on dataset v5, four
+# capabilities got one case better (hedges, reject_vs_echo, routine_facts, typos_casing) and
+# one got one case worse: state_media, where "the puppet traitors who nullified the joint
+# declarations will be judged by history" (favor by the rules: the declarations are defended)
+# now reads as `against` to the TF-IDF model, whose v5 state-media paragraphs add many threats
+# in the same vocabulary; the others are unchanged.
 CEILINGS = {
-    "actions": 0.20,  # 4 of 21 cases fail (v3: 4)
-    "attribution": 0.10,  # 2 of 20 (v3: 2)
-    "hedges": 0.55,  # 11 of 20 (v3: 11)
-    "negation": 0.22,  # 8 of 38 (v3: 9)
-    "off_domain": 0.18,  # 4 of 23 (v3: 4)
-    "reject_vs_echo": 0.67,  # 20 of 30 (v3: 20)
-    "resume_vs_suspend": 0.29,  # 8 of 28 (v3: 9)
-    "routine_facts": 0.23,  # 4 of 18 (v3: 4)
-    "state_media": 0.00,  # 0 of 20 (v3: 0)
-    "swaps": 0.10,  # 2 of 20 (v3: 1)
-    "two_sides": 0.72,  # 10 of 14 (v3: 10)
-    "typos_casing": 0.22,  # 3 of 14 (v3: 2)
+    "actions": 0.20,  # 4 of 21 cases fail (v4: 4)
+    "attribution": 0.10,  # 2 of 20 (v4: 2)
+    "hedges": 0.50,  # 10 of 20 (v4: 11)
+    "negation": 0.22,  # 8 of 38 (v4: 8)
+    "off_domain": 0.18,  # 4 of 23 (v4: 4)
+    "reject_vs_echo": 0.64,  # 19 of 30 (v4: 20)
+    "resume_vs_suspend": 0.29,  # 8 of 28 (v4: 8)
+    "routine_facts": 0.17,  # 3 of 18 (v4: 4)
+    "state_media": 0.05,  # 1 of 20 (v4: 0)
+    "swaps": 0.10,  # 2 of 20 (v4: 2)
+    "two_sides": 0.72,  # 10 of 14 (v4: 10)
+    "typos_casing": 0.15,  # 2 of 14 (v4: 3)
 }
 
 
