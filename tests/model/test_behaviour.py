@@ -27,8 +27,8 @@ pytestmark = pytest.mark.slow
 # capabilities got one case better (hedges, reject_vs_echo, routine_facts, typos_casing) and
 # one got one case worse: state_media, where "the puppet traitors who nullified the joint
 # declarations will be judged by history" (favor by the rules: the declarations are defended)
-# now reads as `against` to the TF-IDF model, whose v5 state-media paragraphs add many threats
-# in the same vocabulary; the others are unchanged.
+# now reads as `against` to the TF-IDF model (not traced further; v5 added 252 state-media
+# paragraphs in that vocabulary, threats among them); the others are unchanged.
 CEILINGS = {
     "actions": 0.20,  # 4 of 21 cases fail (v4: 4)
     "attribution": 0.10,  # 2 of 20 (v4: 2)
