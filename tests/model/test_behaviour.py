@@ -24,25 +24,24 @@ pytestmark = pytest.mark.slow
 # baseline.yaml without its search, dataset v6, suite 772c14bc), rounded up to the next
 # hundredth: one more failing case breaks the build. Lower a ceiling when the baseline gets
 # better; raise one only with a reason in the commit message. Retrained on dataset v6 (987
-# paragraphs, nearly all inter-Korean relations and state media, 55% hard negatives), the
-# baseline got better on real news (real-dev 0.808 / 0.521 against v5's 0.786 / 0.482) and on
-# off_domain and typos_casing (one case each), and worse on three cost-sharing- and
-# drill-heavy capabilities: negation (9 of 38, was 8), resume_vs_suspend (10 of 28, was 8)
-# and routine_facts (4 of 18, was 3). v6 added almost no cost-sharing or drill stance
-# paragraphs, so the TF-IDF weights for those shifted with the larger vocabulary (not traced
-# further); the ceilings are raised to what was measured.
+# paragraphs: 371 inter-Korean, 71 exercises, 11 cost-sharing, 6 OPCON, 55% hard negatives),
+# this baseline got one case better on off_domain and typos_casing and worse on negation
+# (9 of 38, was 8), resume_vs_suspend (10 of 28, was 8) and routine_facts (4 of 18, was 3).
+# Why was not traced (a guess: v6 added little cost-sharing or drill text); the ceilings are
+# raised to what was measured. The shipped recipe's
+# baseline (with its search) gained on real dev with v6: 0.808 / 0.521 against 0.786 / 0.482.
 CEILINGS = {
-    "actions": 0.20,  # 4 of 21 cases fail (v4: 4)
-    "attribution": 0.10,  # 2 of 20 (v4: 2)
-    "hedges": 0.50,  # 10 of 20 (v4: 11)
+    "actions": 0.20,  # 4 of 21 cases fail (v5: 4)
+    "attribution": 0.10,  # 2 of 20 (v5: 2)
+    "hedges": 0.50,  # 10 of 20 (v5: 10)
     "negation": 0.24,  # 9 of 38 (v5: 8)
     "off_domain": 0.14,  # 3 of 23 (v5: 4)
-    "reject_vs_echo": 0.64,  # 19 of 30 (v4: 20)
+    "reject_vs_echo": 0.64,  # 19 of 30 (v5: 19)
     "resume_vs_suspend": 0.36,  # 10 of 28 (v5: 8)
     "routine_facts": 0.23,  # 4 of 18 (v5: 3)
-    "state_media": 0.05,  # 1 of 20 (v4: 0)
-    "swaps": 0.10,  # 2 of 20 (v4: 2)
-    "two_sides": 0.72,  # 10 of 14 (v4: 10)
+    "state_media": 0.05,  # 1 of 20 (v5: 1)
+    "swaps": 0.10,  # 2 of 20 (v5: 2)
+    "two_sides": 0.72,  # 10 of 14 (v5: 10)
     "typos_casing": 0.08,  # 1 of 14 (v5: 2)
 }
 
