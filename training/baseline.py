@@ -68,7 +68,7 @@ def search_heads(
         progress(f"topics: {cfg.model} C={cfg.C}")
         heads = fit_topic_heads(X_train, train.topics, cfg.model, cfg.C, recipe.class_weight, recipe.seed, weights)
         scores = topic_scores(heads, X_dev)
-        thresholds = tune_thresholds(dev.topics, scores)
+        thresholds = tune_thresholds(dev.topics, scores, tolerance=recipe.threshold_tolerance)
         pred = (scores >= np.asarray(thresholds)).astype(int)
         metrics = topic_metrics(dev.topics, pred, schema)
         with tracking.nested_run(f"topics {cfg.model} C={cfg.C}", dataclasses.asdict(cfg), recipe.family):

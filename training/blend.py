@@ -76,9 +76,14 @@ def load_members(uris: Sequence[str], digest: str, schema: LabelSchema) -> list[
 
 
 def choose_weights(
-    scores: Sequence[tuple[np.ndarray, np.ndarray]], dev: Gold, schema: LabelSchema, step: float
+    scores: Sequence[tuple[np.ndarray, np.ndarray]],
+    dev: Gold,
+    schema: LabelSchema,
+    step: float,
+    tolerance: float = 0.0,
 ) -> tuple[tuple[float, ...], list[float], tuple[float, ...], list[dict]]:
     """Topic weights and their thresholds, stance weights, and every grid point's dev scores.
+    ``tolerance``: how the thresholds are tuned at each point (``tune_thresholds``).
 
     Ties go to the point nearest equal weights, then to the earlier grid point (the grid
     starts with the most weight on the first member).
@@ -88,7 +93,7 @@ def choose_weights(
     rows, best_topic, best_stance = [], None, None
     for point in grid:
         topics, stance = combine(scores, point, point)
-        thresholds = tune_thresholds(dev.topics, topics)
+        thresholds = tune_thresholds(dev.topics, topics, tolerance=tolerance)
         predicted = (topics >= np.asarray(thresholds)).astype(int)
         topic_f1 = topic_metrics(dev.topics, predicted, schema)["topic_micro_f1"]
         stance_f1 = stance_metrics(dev.stances, stance.argmax(-1), predicted, schema).get("stance_macro_f1", 0.0)
@@ -136,7 +141,9 @@ def train_blend(
 
         progress("scoring dev with every member")
         scores = [m.score(dev.texts) for m in members]
-        topic_weights, thresholds, stance_weights, rows = choose_weights(scores, dev, schema, recipe.weight_step)
+        topic_weights, thresholds, stance_weights, rows = choose_weights(
+            scores, dev, schema, recipe.weight_step, recipe.threshold_tolerance
+        )
         chosen = {
             "chosen.topic_weights": list(topic_weights),
             "chosen.stance_weights": list(stance_weights),

@@ -76,6 +76,9 @@ class BaselineRecipe:
     # real-news dev combined F1 when the real-news folder is present (training.realnews).
     promote_metric: str = "selection_score"
     realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
+    # Topic thresholds: per topic, the lowest dev threshold whose F1 is within this of the
+    # best (0 = the F1-maximising one). See training.evaluate.tune_thresholds.
+    threshold_tolerance: float = 0.0
     # The stream operating point saved with the model: per topic, the lowest threshold (at or
     # above the balanced one) whose team-dev topic precision reaches this (predict --operating-point stream).
     stream_precision: float = 0.95
@@ -89,6 +92,9 @@ def _check_stream_precision(recipe: Any) -> None:
     # At 0.5 or below the stream point would be no stricter than F1 thresholds usually are.
     if not 0.5 < recipe.stream_precision <= 1.0:
         raise RecipeError(f"stream_precision must be in (0.5, 1], got {recipe.stream_precision}")
+    tolerance = getattr(recipe, "threshold_tolerance", 0.0)
+    if not 0.0 <= tolerance <= 0.2:
+        raise RecipeError(f"threshold_tolerance must be in [0, 0.2], got {tolerance}")
 
 
 def _check_search(recipe: Any) -> None:
@@ -143,6 +149,9 @@ class TransformerRecipe:
     # real-news dev combined F1 when the real-news folder is present (training.realnews).
     promote_metric: str = "selection_score"
     realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
+    # Topic thresholds: per topic, the lowest dev threshold whose F1 is within this of the
+    # best (0 = the F1-maximising one). See training.evaluate.tune_thresholds.
+    threshold_tolerance: float = 0.0
     # The stream operating point saved with the model: per topic, the lowest threshold (at or
     # above the balanced one) whose team-dev topic precision reaches this (predict --operating-point stream).
     stream_precision: float = 0.95
@@ -216,6 +225,9 @@ class EmbedRecipe:
     # real-news dev combined F1 when the real-news folder is present (training.realnews).
     promote_metric: str = "selection_score"
     realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
+    # Topic thresholds: per topic, the lowest dev threshold whose F1 is within this of the
+    # best (0 = the F1-maximising one). See training.evaluate.tune_thresholds.
+    threshold_tolerance: float = 0.0
     # The stream operating point saved with the model: per topic, the lowest threshold (at or
     # above the balanced one) whose team-dev topic precision reaches this (predict --operating-point stream).
     stream_precision: float = 0.95
@@ -240,6 +252,9 @@ class BlendRecipe:
     # real-news dev combined F1 when the real-news folder is present (training.realnews).
     promote_metric: str = "selection_score"
     realnews: str | None = "auto"  # real-news folder to score on; auto = ../shared/realnews if present; null = off
+    # Topic thresholds: per topic, the lowest dev threshold whose F1 is within this of the
+    # best (0 = the F1-maximising one). See training.evaluate.tune_thresholds.
+    threshold_tolerance: float = 0.0
     # The stream operating point saved with the model: per topic, the lowest threshold (at or
     # above the balanced one) whose team-dev topic precision reaches this (predict --operating-point stream).
     stream_precision: float = 0.95

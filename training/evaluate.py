@@ -117,13 +117,22 @@ class Evaluation:
         return {f"{prefix}_{k}": v for k, v in self.metrics.items()}
 
 
-def tune_thresholds(gold_topics: np.ndarray, scores: np.ndarray, grid: Sequence[float] | None = None) -> list[float]:
-    """Per topic, the threshold that maximises F1 on these labels (ties: closest to 0.5)."""
+def tune_thresholds(
+    gold_topics: np.ndarray, scores: np.ndarray, grid: Sequence[float] | None = None, tolerance: float = 0.0
+) -> list[float]:
+    """Per topic, the threshold that maximises F1 on these labels (ties: closest to 0.5).
+
+    With ``tolerance`` above 0, per topic the lowest grid threshold whose F1 is within
+    ``tolerance`` of the best: the low end of a flat F1 curve, which trades a little dev F1
+    for recall on text unlike the dev split (``threshold_tolerance`` in the recipes)."""
     grid = np.round(np.arange(0.05, 0.951, 0.025), 3) if grid is None else np.asarray(grid)
     out = []
     for t in range(gold_topics.shape[1]):
         f1s = [f1_score(gold_topics[:, t], scores[:, t] >= g, zero_division=0) for g in grid]
         best = max(f1s)
+        if tolerance > 0:
+            out.append(float(min(g for g, f in zip(grid, f1s, strict=True) if f >= best - tolerance)))
+            continue
         candidates = [g for g, f in zip(grid, f1s, strict=True) if f == best]
         out.append(float(min(candidates, key=lambda g: abs(g - 0.5))))
     return out

@@ -19,7 +19,7 @@ from inference.model_io import BALANCED, JOBLIB_FILE, STREAM, ModelMeta, Predict
 from labels import DEFAULT_DATASET, LabelSchema, read_records
 from labels.errors import UserError
 from training import tracking
-from training.evaluate import Gold, evaluate, metric_prefix, precision_thresholds
+from training.evaluate import Gold, evaluate, metric_prefix, precision_thresholds, tune_thresholds
 from training.realnews import SELECTION_METRIC, find_realnews, realnews_metrics, selection_score
 
 logger = logging.getLogger(__name__)
@@ -108,9 +108,13 @@ def stream_operating_point(
 ) -> Predictor:
     """The predictor with its ``stream`` operating point added to its meta: per topic, the
     lowest threshold at or above the balanced one whose team-dev precision reaches
-    ``min_precision`` (``training.evaluate.precision_thresholds``). Real news never picks it."""
+    ``min_precision`` (``training.evaluate.precision_thresholds``). Real news never picks it.
+
+    The floor is the higher of the model's thresholds and the F1-maximising ones on these
+    scores, so a recipe's ``threshold_tolerance`` lowers the balanced point but not this one."""
     gold = Gold.from_records(dev, predictor.schema).topics
-    thresholds = precision_thresholds(gold, dev_topic_scores, predictor.meta.thresholds, min_precision)
+    floor = np.maximum(predictor.meta.thresholds, tune_thresholds(gold, dev_topic_scores))
+    thresholds = precision_thresholds(gold, dev_topic_scores, floor.tolist(), min_precision)
     point = {"thresholds": thresholds, "min_precision": min_precision, "chosen_on": "team dev"}
     meta = dataclasses.replace(predictor.meta, operating_points={**predictor.meta.operating_points, STREAM: point})
     return Predictor(predictor.model, meta, predictor.schema, predictor.source)

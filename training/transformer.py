@@ -268,11 +268,12 @@ def _optimizer(model: TransformerTopicStance, recipe: TransformerRecipe) -> torc
 
 
 def dev_evaluation(
-    model: TransformerTopicStance, dev_records: Sequence[dict], dev: Gold, schema: LabelSchema
+    model: TransformerTopicStance, dev_records: Sequence[dict], dev: Gold, schema: LabelSchema, tolerance: float = 0.0
 ) -> tuple[list[float], dict[str, float]]:
-    """Thresholds tuned on dev, and the dev metrics (prefixed ``dev_``) they give."""
+    """Thresholds tuned on dev (``tolerance``: see ``tune_thresholds``), and the dev metrics
+    (prefixed ``dev_``) they give."""
     scores, stance = model.predict_scores(dev.texts)
-    thresholds = tune_thresholds(dev.topics, scores)
+    thresholds = tune_thresholds(dev.topics, scores, tolerance=tolerance)
     result = evaluate(dev_records, scores, stance, thresholds, schema, with_artifacts=False)
     return thresholds, result.prefixed("dev")
 
@@ -354,7 +355,7 @@ def fine_tune(
             if step % 10 == 0 or step == total:
                 tracking.log_metrics({"train_loss": running}, step=step)
         epochs_run = epoch
-        thresholds, metrics = dev_evaluation(model, dev_records, dev, schema)
+        thresholds, metrics = dev_evaluation(model, dev_records, dev, schema, recipe.threshold_tolerance)
         tracking.log_metrics(metrics, step=epoch)
         score = metrics[recipe.select_metric]
         message = f"{design} epoch {epoch}: {recipe.select_metric} {score:.4f}"

@@ -10,7 +10,7 @@ from inference.transformer import WEIGHTS as TRANSFORMER_WEIGHTS
 from inference.transformer import TransformerTopicStance
 from labels import load_schema, read_records
 from training.blend import choose_weights, unused_members
-from training.evaluate import Gold
+from training.evaluate import Gold, tune_thresholds
 from training.runs import make_meta
 
 SCHEMA = load_schema()
@@ -104,6 +104,16 @@ def test_weights_are_chosen_on_dev_and_ties_go_to_the_most_even_point(small_data
     # (no even split on the grid) the first of the most even points does.
     assert choose_weights([good, good], gold, SCHEMA, 0.5)[2] == (0.5, 0.5)
     assert choose_weights([good, good, good], gold, SCHEMA, 0.5)[2] == (0.5, 0.5, 0.0)
+
+
+def test_blend_thresholds_follow_the_recipe_tolerance(small_dataset):
+    gold = Gold.from_records([r for r in read_records(small_dataset) if r["split"] == "dev"], SCHEMA)
+    scores = [_tfidf(small_dataset, 4.0).score(gold.texts), _tfidf(small_dataset, 1.0).score(gold.texts)]
+    tolerant_weights, tolerant, _, _ = choose_weights(scores, gold, SCHEMA, 0.5, tolerance=0.05)
+    topics, _ = combine(scores, tolerant_weights, tolerant_weights)
+    assert tolerant == tune_thresholds(gold.topics, topics, tolerance=0.05)
+    balanced = tune_thresholds(gold.topics, topics)
+    assert all(low <= high for low, high in zip(tolerant, balanced, strict=True)) and tolerant != balanced
 
 
 def test_members_with_no_weight_are_left_out_unless_fewer_than_two_would_remain():

@@ -70,6 +70,15 @@ def test_read_splits_needs_train_and_dev(tmp_path, records):
         read_splits(write_jsonl(tmp_path / "t.jsonl", only_train))
 
 
+@pytest.mark.parametrize("cls", [BaselineRecipe, TransformerRecipe, EmbedRecipe, BlendRecipe])
+def test_families_that_tune_thresholds_take_a_validated_tolerance(cls):
+    assert build(cls, {}).threshold_tolerance == 0.0
+    assert build(cls, {"threshold_tolerance": 0.01}).threshold_tolerance == 0.01
+    for bad in (-0.01, 0.5):
+        with pytest.raises(RecipeError, match=r"threshold_tolerance must be in \[0, 0.2\]"):
+            build(cls, {"threshold_tolerance": bad})
+
+
 @pytest.mark.parametrize("cls", [BaselineRecipe, TransformerRecipe, EmbedRecipe, BlendRecipe, RulesRecipe])
 def test_every_family_has_a_validated_stream_precision(cls):
     assert build(cls, {}).stream_precision == 0.95

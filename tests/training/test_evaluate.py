@@ -73,6 +73,20 @@ def test_thresholds_maximise_dev_f1():
     assert 0.2 < threshold <= 0.3
 
 
+def test_a_threshold_tolerance_takes_the_low_end_of_the_f1_plateau():
+    # Gold positives score 0.9, 0.8 and 0.3; the negatives 0.4 and 0.1. F1 is best (0.857:
+    # three found, one wrong) for every grid threshold from 0.125 to 0.3; 0.8 from 0.425 to 0.8.
+    gold = np.array([[1], [1], [1], [0], [0]])
+    scores = np.array([[0.9], [0.8], [0.3], [0.4], [0.1]])
+    (balanced,) = tune_thresholds(gold, scores)
+    assert balanced == 0.3  # of the tied best, the one closest to 0.5
+    assert tune_thresholds(gold, scores, tolerance=0.0) == [balanced]
+    (low,) = tune_thresholds(gold, scores, tolerance=0.01)
+    assert low == 0.125  # the lowest grid point still within 0.01 of the best
+    # A wider tolerance reaches below the lowest score: F1 0.75 at 0.05 is within 0.2 of 0.857.
+    assert tune_thresholds(gold, scores, tolerance=0.2) == [0.05]
+
+
 def test_precision_thresholds_rise_until_the_target_is_reached():
     # Topic 0: scores 0.9 (gold), 0.8 (not), 0.7 (gold), 0.6 (not). At the F1 floor 0.5 the
     # precision is 0.5; from 0.9 it is 1.0. Topic 1 never reaches the target: no labels.
