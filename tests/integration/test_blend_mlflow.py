@@ -115,8 +115,8 @@ def test_a_member_given_no_weight_is_left_out_of_the_saved_blend(
 
     real_choose = blend_training.choose_weights
 
-    def third_member_unused(scores, dev, schema, step):  # the dev search, with the third member's weights forced to 0
-        _, thresholds, _, rows = real_choose(scores[:2], dev, schema, step)
+    def third_member_unused(scores, dev, schema, step, tolerance):  # the dev search, third member's weights forced to 0
+        _, thresholds, _, rows = real_choose(scores[:2], dev, schema, step, tolerance)
         return (0.5, 0.5, 0.0), thresholds, (0.5, 0.5, 0.0), rows
 
     monkeypatch.setattr(blend_training, "choose_weights", third_member_unused)
