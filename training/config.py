@@ -85,6 +85,7 @@ class BaselineRecipe:
 
     def __post_init__(self) -> None:
         _check_search(self)
+        _check_threshold_tolerance(self)
         _check_stream_precision(self)
 
 
@@ -92,9 +93,11 @@ def _check_stream_precision(recipe: Any) -> None:
     # At 0.5 or below the stream point would be no stricter than F1 thresholds usually are.
     if not 0.5 < recipe.stream_precision <= 1.0:
         raise RecipeError(f"stream_precision must be in (0.5, 1], got {recipe.stream_precision}")
-    tolerance = getattr(recipe, "threshold_tolerance", 0.0)
-    if not 0.0 <= tolerance <= 0.2:
-        raise RecipeError(f"threshold_tolerance must be in [0, 0.2], got {tolerance}")
+
+
+def _check_threshold_tolerance(recipe: Any) -> None:
+    if not 0.0 <= recipe.threshold_tolerance <= 0.2:
+        raise RecipeError(f"threshold_tolerance must be in [0, 0.2], got {recipe.threshold_tolerance}")
 
 
 def _check_search(recipe: Any) -> None:
@@ -173,6 +176,7 @@ class TransformerRecipe:
             raise RecipeError("train_layers must be at least 1, or null for every layer")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise RecipeError("warmup_ratio must be in [0, 1)")
+        _check_threshold_tolerance(self)
         _check_stream_precision(self)
 
 
@@ -236,6 +240,7 @@ class EmbedRecipe:
         if self.device not in DEVICES:
             raise RecipeError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         _check_search(self)
+        _check_threshold_tolerance(self)
         _check_stream_precision(self)
 
 
@@ -264,6 +269,7 @@ class BlendRecipe:
             grid_units(self.weight_step)
         except ValueError as exc:
             raise RecipeError(str(exc)) from None
+        _check_threshold_tolerance(self)
         _check_stream_precision(self)
 
 
