@@ -21,28 +21,28 @@ from training.behaviour import BehaviourResult, load_suite, run_suite
 pytestmark = pytest.mark.slow
 
 # Failure rate per capability of the baseline trained in the test session (experiments/
-# baseline.yaml without its search, dataset v6, suite 772c14bc), rounded up to the next
+# baseline.yaml without its search, dataset v7, suite 772c14bc), rounded up to the next
 # hundredth: one more failing case breaks the build. Lower a ceiling when the baseline gets
-# better; raise one only with a reason in the commit message. Retrained on dataset v6 (987
-# paragraphs: 371 inter-Korean, 71 exercises, 11 cost-sharing, 6 OPCON, 55% hard negatives),
-# this baseline got one case better on off_domain and typos_casing and worse on negation
-# (9 of 38, was 8), resume_vs_suspend (10 of 28, was 8) and routine_facts (4 of 18, was 3).
-# Why was not traced (a guess: v6 added little cost-sharing or drill text); the ceilings are
-# raised to what was measured. The shipped recipe's
-# baseline (with its search) gained on real dev with v6: 0.808 / 0.521 against 0.786 / 0.482.
+# better; raise one only with a reason in the commit message. Retrained on dataset v7 (514
+# paragraphs written for the MPNet transformer's real-dev errors), this baseline got better on
+# actions (3 of 21, was 4), negation (7 of 38, was 9) and routine_facts (3 of 18, was 4) and
+# worse on off_domain (5 of 23, was 3: NATO's 5% target, a city's cost-sharing deal for a
+# bridge and a US-Japan drill now get a topic). v7's money words and neighbouring drills
+# are written with topics beside them; the off_domain ceiling is raised to what was measured,
+# and the v8 drafts (labels/drafts/v8) write these neighbours as hard negatives.
 CEILINGS = {
-    "actions": 0.20,  # 4 of 21 cases fail (v5: 4)
-    "attribution": 0.10,  # 2 of 20 (v5: 2)
-    "hedges": 0.50,  # 10 of 20 (v5: 10)
-    "negation": 0.24,  # 9 of 38 (v5: 8)
-    "off_domain": 0.14,  # 3 of 23 (v5: 4)
-    "reject_vs_echo": 0.64,  # 19 of 30 (v5: 19)
-    "resume_vs_suspend": 0.36,  # 10 of 28 (v5: 8)
-    "routine_facts": 0.23,  # 4 of 18 (v5: 3)
-    "state_media": 0.05,  # 1 of 20 (v5: 1)
-    "swaps": 0.10,  # 2 of 20 (v5: 2)
-    "two_sides": 0.72,  # 10 of 14 (v5: 10)
-    "typos_casing": 0.08,  # 1 of 14 (v5: 2)
+    "actions": 0.15,  # 3 of 21 cases fail (v6: 4)
+    "attribution": 0.10,  # 2 of 20 (v6: 2)
+    "hedges": 0.50,  # 10 of 20 (v6: 10)
+    "negation": 0.19,  # 7 of 38 (v6: 9)
+    "off_domain": 0.22,  # 5 of 23 (v6: 3)
+    "reject_vs_echo": 0.64,  # 19 of 30 (v6: 19)
+    "resume_vs_suspend": 0.36,  # 10 of 28 (v6: 10)
+    "routine_facts": 0.17,  # 3 of 18 (v6: 4)
+    "state_media": 0.05,  # 1 of 20 (v6: 1)
+    "swaps": 0.10,  # 2 of 20 (v6: 2)
+    "two_sides": 0.72,  # 10 of 14 (v6: 10)
+    "typos_casing": 0.08,  # 1 of 14 (v6: 1)
 }
 
 
