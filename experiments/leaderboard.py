@@ -198,6 +198,98 @@ def behaviour_table(board: Leaderboard) -> Table | None:
     return Table("Behaviour suite: failure rate per capability (lower is better)", headers, tuple(rows))
 
 
+# A run's seed, and what a run chose for itself (its search's pick, its best epoch), differ
+# between seeds of one recipe: runs that differ only in these are one recipe.
+SEED_PARAM = "seed"
+
+
+@dataclass
+class SeedGroup:
+    """Runs of one family, dataset and recipe that differ only in their seed."""
+
+    family: str
+    dataset: str
+    params: str  # the recipe's parameters that differ between the groups of its family
+    runs: list[RunSummary]
+
+    @property
+    def seeds(self) -> list[str]:
+        return sorted((r.params.get(SEED_PARAM, "-") for r in self.runs), key=lambda s: (len(s), s))
+
+    def values(self, metric: str) -> list[float]:
+        return [r.metrics[metric] for r in self.runs if metric in r.metrics]
+
+    def mean(self, metric: str) -> float | None:
+        values = self.values(metric)
+        return float(np.mean(values)) if values else None
+
+    def sd(self, metric: str) -> float | None:
+        """Sample standard deviation over the seeds; None with fewer than two runs."""
+        values = self.values(metric)
+        return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def _recipe(run: RunSummary) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in run.params.items()
+        if k != SEED_PARAM and not k.startswith(("chosen.", "search")) and k not in UNINFORMATIVE
+    }
+
+
+def seed_groups(runs: Sequence[RunSummary], metric: str = DEFAULT_METRIC) -> list[SeedGroup]:
+    """Runs grouped by family, dataset digest and recipe (every parameter but the seed and what
+    a run chose for itself), best mean ``metric`` first."""
+    if not runs:
+        raise RunsError("no finished runs to compare; train a model first (allystance train baseline)")
+    known = sorted({m for r in runs for m in r.metrics})
+    if metric not in known:
+        raise RunsError(f"no run has the metric {metric!r}; for example: {', '.join(_examples(known))}")
+    grouped: dict[tuple, list[RunSummary]] = {}
+    for run in sorted(runs, key=lambda r: r.start_ms or 0):
+        key = (run.family, run.dataset_digest, tuple(sorted(_recipe(run).items())))
+        grouped.setdefault(key, []).append(run)
+    groups = []
+    for (family, dataset, recipe), members in grouped.items():
+        siblings = [dict(k[2]) for k in grouped if k[0] == family]
+        keys = sorted({k for p in siblings for k in p})
+        varying = [k for k in keys if len({p.get(k) for p in siblings}) > 1]
+        params = " ".join(f"{k}={dict(recipe).get(k, '-')}" for k in varying)
+        groups.append(SeedGroup(family, dataset, params, members))
+    return sorted(groups, key=lambda g: -(g.mean(metric) if g.mean(metric) is not None else -math.inf))
+
+
+def _spread(group: SeedGroup, metric: str) -> str:
+    mean, sd = group.mean(metric), group.sd(metric)
+    if mean is None:
+        return "-"
+    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
+
+
+def seed_table(groups: Sequence[SeedGroup], metric: str = DEFAULT_METRIC) -> Table:
+    """One row per recipe: its runs and seeds, then mean ± standard deviation over the seeds of
+    the sort metric, the split's topic and stance figures and the real-news dev figures."""
+    split = split_of(metric)
+    columns = list(dict.fromkeys([metric, f"{split}_topic_micro_f1", f"{split}_stance_macro_f1", *REALNEWS_COLUMNS]))
+    columns = [c for c in columns if c != "selection_score" or c == metric]
+    names = {f"{s}_{k}": f"{s} {v}" for s in ("dev", "test") for k, v in SHORT_NAMES.items()}
+    names |= {k: f"real-news {v}" for k, v in REALNEWS_COLUMNS.items()}
+    headers = ("#", "family", "runs", "seeds", *(names.get(c, c) for c in columns))
+    rows = []
+    for rank, group in enumerate(groups, start=1):
+        seeds = ",".join(group.seeds)
+        rows.append((rank, group.family, len(group.runs), seeds, *(_spread(group, c) for c in columns)))
+    title = f"Recipes over their seeds, by mean {metric} (mean ± standard deviation over the seeds)"
+    return Table(title, headers, tuple(rows))
+
+
+def seed_details(groups: Sequence[SeedGroup]) -> Table:
+    """Which recipe each row of ``seed_table`` is: dataset digest and the parameters that differ."""
+    rows = tuple((rank, g.family, g.dataset[:12] or "-", g.params or "-") for rank, g in enumerate(groups, start=1))
+    headers = ("#", "family", "dataset digest", "parameters that differ within the family")
+    return Table("Recipes in detail", headers, rows)
+
+
 def _label(run: RunSummary, rank: int, params: str) -> str:
     return f"#{rank} {run.family} {run.run_id[:8]}" + (f" ({params})" if params else "")
 

@@ -137,3 +137,50 @@ def test_real_news_columns_appear_when_runs_have_them():
     assert [row[1] for row in table.rows] == ["r"]  # only the run scored on real news
     assert dict(zip(table.headers, table.rows[0], strict=True))["topic µF1"] == "0.810"
     assert dict(zip(table.headers, table.rows[0], strict=True))["stance mF1 (end to end)"] == "-"
+
+
+def _seeded(run_id: str, seed: int, metrics: dict, start: int, lr: str = "5e-05", digest: str = "d1", **params):
+    params = {"lr": lr, "seed": str(seed), **params}
+    tags = {"dataset_digest": digest}
+    return RunSummary(run_id, run_id, "transformer", "FINISHED", params, metrics, tags, start, start + 1)
+
+
+def test_seed_groups_join_runs_that_differ_only_in_seed_and_give_mean_and_spread():
+    from experiments.leaderboard import seed_groups, seed_table
+
+    real = "realnews_topic_micro_f1"
+    runs = [  # three seeds of one recipe (their best epochs differ), one run of another, one other dataset
+        _seeded("a", 1, {"dev_combined_f1": 0.80, real: 0.82}, 1, **{"chosen.best_epoch": "3"}),
+        _seeded("b", 2, {"dev_combined_f1": 0.84, real: 0.86}, 2, **{"chosen.best_epoch": "2"}),
+        _seeded("c", 10, {"dev_combined_f1": 0.82}, 3),
+        _seeded("d", 1, {"dev_combined_f1": 0.83}, 4, lr="1e-04"),
+        _seeded("e", 1, {"dev_combined_f1": 0.9}, 5, digest="d2"),
+    ]
+    groups = seed_groups(runs)
+    assert [sorted(r.run_id for r in g.runs) for g in groups] == [["e"], ["d"], ["a", "b", "c"]]  # best mean first
+    three = groups[-1]
+    assert three.seeds == ["1", "2", "10"]  # numeric order
+    assert three.mean("dev_combined_f1") == pytest.approx(0.82)
+    assert three.sd("dev_combined_f1") == pytest.approx(0.02)  # sample standard deviation
+    assert three.mean("realnews_topic_micro_f1") == pytest.approx(0.84)  # over the runs that have it
+    assert groups[1].sd("dev_combined_f1") is None  # one run has no spread
+    assert groups[1].params == "lr=1e-04" and three.params == "lr=5e-05"
+    table = seed_table(groups)
+    rows = {row[3]: dict(zip(table.headers, row, strict=True)) for row in table.rows}
+    assert rows["1,2,10"]["runs"] == 3 and rows["1,2,10"]["dev combined"] == "0.820 ± 0.020"
+    assert rows["1,2,10"]["real-news topic µF1"] == "0.840 ± 0.028"
+    assert rows["1"]["real-news topic µF1"] == "-"
+    with pytest.raises(RunsError, match="no run has the metric"):
+        seed_groups(runs, "test_combined_f1")
+
+
+@pytest.mark.slow
+def test_compare_by_seed_prints_one_row_per_recipe(store):
+    result = runner.invoke(app, ["experiments", "compare", "--seeds", "--tracking-uri", store])
+    assert result.exit_code == 0, result.output
+    assert "Recipes over their seeds" in result.output and "Recipes in detail" in result.output
+    rows = [line for line in result.output.splitlines() if line[:1].isdigit()]
+    assert len(rows) == 2 * 3  # three recipes (two baselines, the rules), each in both tables
+    assert not [row for row in rows if "±" in row]  # one run per recipe: no spread to give
+    assert "combined" in result.output.split("━")[0]  # the sort metric heads a column, named as in the leaderboard
+    assert "stance.design=crossed" in result.output
