@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 import textwrap
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,25 +199,29 @@ def behaviour_table(board: Leaderboard) -> Table | None:
     return Table("Behaviour suite: failure rate per capability (lower is better)", headers, tuple(rows))
 
 
-# A run's seed, and what a run chose for itself (its search's pick, its best epoch), differ
-# between seeds of one recipe: runs that differ only in these are one recipe.
 SEED_PARAM = "seed"
+CHOSEN_PREFIX = "chosen."  # what a run chose for itself: its search's pick, its best epoch
 
 
 @dataclass
 class SeedGroup:
-    """Runs of one family, dataset and recipe that differ only in their seed."""
+    """Runs of one family, dataset and recipe that differ only in their seed (and so in what
+    each chose for itself)."""
 
     family: str
     dataset: str
-    params: str  # the recipe's parameters that differ between the groups of its family
+    differing: str  # "k=v ..." for the recipe parameters that differ between its family's groups
     runs: list[RunSummary]
 
     @property
-    def seeds(self) -> list[str]:
-        return sorted((r.params.get(SEED_PARAM, "-") for r in self.runs), key=lambda s: (len(s), s))
+    def seeds(self) -> str:
+        """The seeds, in numeric order; a seed run more than once is one draw repeated: ``13 (x2)``."""
+        counts = Counter(r.params.get(SEED_PARAM, "-") for r in self.runs)
+        ordered = sorted(counts, key=lambda s: (len(s), s))
+        return ",".join(seed if counts[seed] == 1 else f"{seed} (x{counts[seed]})" for seed in ordered)
 
     def values(self, metric: str) -> list[float]:
+        """The metric of the runs that logged it (a run scored before a metric existed has none)."""
         return [r.metrics[metric] for r in self.runs if metric in r.metrics]
 
     def mean(self, metric: str) -> float | None:
@@ -230,16 +235,19 @@ class SeedGroup:
 
 
 def _recipe(run: RunSummary) -> dict[str, str]:
+    """The parameters that make a recipe: all but the seed, what the run chose for itself and
+    where it went. A search grid stays (it is the recipe); its pick (``chosen.*``) goes."""
     return {
         k: v
         for k, v in run.params.items()
-        if k != SEED_PARAM and not k.startswith(("chosen.", "search")) and k not in UNINFORMATIVE
+        if k != SEED_PARAM and not k.startswith(CHOSEN_PREFIX) and k not in UNINFORMATIVE
     }
 
 
 def seed_groups(runs: Sequence[RunSummary], metric: str = DEFAULT_METRIC) -> list[SeedGroup]:
-    """Runs grouped by family, dataset digest and recipe (every parameter but the seed and what
-    a run chose for itself), best mean ``metric`` first."""
+    """Runs grouped by family, dataset digest and recipe (``_recipe``), best mean ``metric``
+    first (a group none of whose runs has it goes last). Families without a seed (rules,
+    blends) give one group per distinct recipe."""
     if not runs:
         raise RunsError("no finished runs to compare; train a model first (allystance train baseline)")
     known = sorted({m for r in runs for m in r.metrics})
@@ -254,39 +262,44 @@ def seed_groups(runs: Sequence[RunSummary], metric: str = DEFAULT_METRIC) -> lis
         siblings = [dict(k[2]) for k in grouped if k[0] == family]
         keys = sorted({k for p in siblings for k in p})
         varying = [k for k in keys if len({p.get(k) for p in siblings}) > 1]
-        params = " ".join(f"{k}={dict(recipe).get(k, '-')}" for k in varying)
-        groups.append(SeedGroup(family, dataset, params, members))
+        differing = " ".join(f"{k}={dict(recipe).get(k, '-')}" for k in varying)
+        groups.append(SeedGroup(family, dataset, differing, members))
     return sorted(groups, key=lambda g: -(g.mean(metric) if g.mean(metric) is not None else -math.inf))
 
 
 def _spread(group: SeedGroup, metric: str) -> str:
-    mean, sd = group.mean(metric), group.sd(metric)
+    """``mean±sd`` over the runs that have the metric, with their count when some runs lack it."""
+    values, mean, sd = group.values(metric), group.mean(metric), group.sd(metric)
     if mean is None:
         return "-"
-    return f"{mean:.3f}" if sd is None else f"{mean:.3f} ± {sd:.3f}"
+    cell = f"{mean:.3f}" if sd is None else f"{mean:.3f}±{sd:.3f}"
+    return cell if len(values) == len(group.runs) else f"{cell} (n={len(values)})"
 
 
 def seed_table(groups: Sequence[SeedGroup], metric: str = DEFAULT_METRIC) -> Table:
-    """One row per recipe: its runs and seeds, then mean ± standard deviation over the seeds of
+    """One row per recipe: its number of runs, then mean±standard deviation over the seeds of
     the sort metric, the split's topic and stance figures and the real-news dev figures."""
     split = split_of(metric)
-    columns = list(dict.fromkeys([metric, f"{split}_topic_micro_f1", f"{split}_stance_macro_f1", *REALNEWS_COLUMNS]))
-    columns = [c for c in columns if c != "selection_score" or c == metric]
+    columns = [metric, f"{split}_topic_micro_f1", f"{split}_stance_macro_f1", *REALNEWS_COLUMNS]
+    # selection_score mixes team dev and real news: a column only when it is what the rows are sorted by.
+    columns = [c for c in dict.fromkeys(columns) if c != "selection_score" or c == metric]
     names = {f"{s}_{k}": f"{s} {v}" for s in ("dev", "test") for k, v in SHORT_NAMES.items()}
-    names |= {k: f"real-news {v}" for k, v in REALNEWS_COLUMNS.items()}
-    headers = ("#", "family", "runs", "seeds", *(names.get(c, c) for c in columns))
-    rows = []
-    for rank, group in enumerate(groups, start=1):
-        seeds = ",".join(group.seeds)
-        rows.append((rank, group.family, len(group.runs), seeds, *(_spread(group, c) for c in columns)))
-    title = f"Recipes over their seeds, by mean {metric} (mean ± standard deviation over the seeds)"
-    return Table(title, headers, tuple(rows))
+    names |= {k: f"real-news {v}" for k, v in REALNEWS_COLUMNS.items() if k != "selection_score"}
+    headers = ("#", "family", "runs", *(names.get(c, c.replace("_", " ")) for c in columns))
+    rows = tuple(
+        (rank, group.family, len(group.runs), *(_spread(group, c) for c in columns))
+        for rank, group in enumerate(groups, start=1)
+    )
+    return Table(f"Recipes over their seeds, by mean {metric} (mean±standard deviation)", headers, rows)
 
 
 def seed_details(groups: Sequence[SeedGroup]) -> Table:
-    """Which recipe each row of ``seed_table`` is: dataset digest and the parameters that differ."""
-    rows = tuple((rank, g.family, g.dataset[:12] or "-", g.params or "-") for rank, g in enumerate(groups, start=1))
-    headers = ("#", "family", "dataset digest", "parameters that differ within the family")
+    """Which recipe each row of ``seed_table`` is: its seeds, dataset digest and the parameters
+    that differ."""
+    headers = ("#", "family", "seeds", "dataset digest", "parameters that differ within the family")
+    rows = tuple(
+        (rank, g.family, g.seeds, g.dataset[:12] or "-", g.differing or "-") for rank, g in enumerate(groups, start=1)
+    )
     return Table("Recipes in detail", headers, rows)
 
 

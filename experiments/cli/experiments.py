@@ -9,6 +9,7 @@ from rich.console import Console
 
 from experiments.cli.common import print_tables, user_errors
 from experiments.defaults import DEFAULT_EXPERIMENT, DEFAULT_METRIC, DEFAULT_TOP
+from labels.errors import UserError
 
 app = typer.Typer(help="Compare the runs tracked in MLflow and pick the best model.", no_args_is_help=True)
 
@@ -26,7 +27,7 @@ TrackingOption = typer.Option(
 def compare(
     experiment: str = ExperimentOption,
     metric: str = MetricOption,
-    top: int = typer.Option(DEFAULT_TOP, "--top", "-n", min=1, help="Show this many runs."),
+    top: int = typer.Option(DEFAULT_TOP, "--top", "-n", min=1, help="Show this many runs (recipes with --seeds)."),
     plot: Path = typer.Option(None, "--plot", help="Write a PNG of per-topic F1 and stance macro-F1 of the top runs."),
     html: Path = typer.Option(None, "--html", help="Write a self-contained HTML page with the table and the plot."),
     include_search: bool = typer.Option(False, "--include-search", help="Also list the nested grid-search runs."),
@@ -56,6 +57,8 @@ def compare(
     from experiments.run_reader import read_runs
     from inference.store import resolve_tracking_uri
 
+    if seeds and (plot is not None or html is not None):
+        raise UserError("--plot and --html draw runs, not recipes: leave them out with --seeds")
     runs = read_runs(experiment, tracking_uri, include_search=include_search)
     # Eleven columns need about 95 characters; narrower consoles (and pipes, 80) would cut cells.
     console = Console()
@@ -63,7 +66,8 @@ def compare(
         from experiments.leaderboard import seed_details, seed_groups, seed_table
 
         groups = seed_groups(runs, metric)[:top]
-        print_tables([seed_table(groups, metric), seed_details(groups)], Console(width=max(console.width, 100)), 4)
+        wide = Console(width=max(console.width, 100))
+        print_tables([seed_table(groups, metric), seed_details(groups)], wide, left_columns=2)
         return
     board = rank_runs(runs, metric, top)
     print_tables(tables(board), Console(width=max(console.width, 100)), left_columns=4)

@@ -146,7 +146,7 @@ def _seeded(run_id: str, seed: int, metrics: dict, start: int, lr: str = "5e-05"
 
 
 def test_seed_groups_join_runs_that_differ_only_in_seed_and_give_mean_and_spread():
-    from experiments.leaderboard import seed_groups, seed_table
+    from experiments.leaderboard import seed_details, seed_groups, seed_table
 
     real = "realnews_topic_micro_f1"
     runs = [  # three seeds of one recipe (their best epochs differ), one run of another, one other dataset
@@ -155,23 +155,42 @@ def test_seed_groups_join_runs_that_differ_only_in_seed_and_give_mean_and_spread
         _seeded("c", 10, {"dev_combined_f1": 0.82}, 3),
         _seeded("d", 1, {"dev_combined_f1": 0.83}, 4, lr="1e-04"),
         _seeded("e", 1, {"dev_combined_f1": 0.9}, 5, digest="d2"),
+        _seeded("f", 1, {"test_combined_f1": 0.9}, 6, lr="3e-05"),  # never scored on dev
     ]
     groups = seed_groups(runs)
-    assert [sorted(r.run_id for r in g.runs) for g in groups] == [["e"], ["d"], ["a", "b", "c"]]  # best mean first
-    three = groups[-1]
-    assert three.seeds == ["1", "2", "10"]  # numeric order
+    # best mean first; the group without the sort metric last
+    assert [sorted(r.run_id for r in g.runs) for g in groups] == [["e"], ["d"], ["a", "b", "c"], ["f"]]
+    three = groups[2]
+    assert three.seeds == "1,2,10"  # numeric order
     assert three.mean("dev_combined_f1") == pytest.approx(0.82)
     assert three.sd("dev_combined_f1") == pytest.approx(0.02)  # sample standard deviation
-    assert three.mean("realnews_topic_micro_f1") == pytest.approx(0.84)  # over the runs that have it
+    assert three.mean(real) == pytest.approx(0.84)  # over the runs that have it
     assert groups[1].sd("dev_combined_f1") is None  # one run has no spread
-    assert groups[1].params == "lr=1e-04" and three.params == "lr=5e-05"
+    assert groups[1].differing == "lr=1e-04" and three.differing == "lr=5e-05"
     table = seed_table(groups)
-    rows = {row[3]: dict(zip(table.headers, row, strict=True)) for row in table.rows}
-    assert rows["1,2,10"]["runs"] == 3 and rows["1,2,10"]["dev combined"] == "0.820 ± 0.020"
-    assert rows["1,2,10"]["real-news topic µF1"] == "0.840 ± 0.028"
-    assert rows["1"]["real-news topic µF1"] == "-"
+    assert table.headers[3] == "dev combined"
+    rows = {row[0]: dict(zip(table.headers, row, strict=True)) for row in table.rows}
+    assert rows[3]["runs"] == 3 and rows[3]["dev combined"] == "0.820±0.020"
+    assert rows[3]["real-news topic µF1"] == "0.840±0.028 (n=2)"  # two of the three runs have it
+    assert rows[1]["real-news topic µF1"] == "-" and rows[4]["dev combined"] == "-"
+    assert "selection score" not in " ".join(table.headers)  # only when it is the sort metric
+    assert [row[2] for row in seed_details(groups).rows] == ["1", "1", "1,2,10", "1"]
     with pytest.raises(RunsError, match="no run has the metric"):
-        seed_groups(runs, "test_combined_f1")
+        seed_groups(runs, "train_loss")
+
+
+def test_seed_groups_keep_search_grids_apart_and_show_a_repeated_seed():
+    from experiments.leaderboard import seed_groups
+
+    searched = {"search": "{'topics.C': [1.0, 4.0]}", "chosen.topics.C": "4.0"}
+    runs = [
+        _seeded("a", 13, {"dev_combined_f1": 0.8}, 1, **searched),
+        _seeded("b", 13, {"dev_combined_f1": 0.7}, 2, search="{}"),
+        _seeded("c", 13, {"dev_combined_f1": 0.95}, 3, search="{}"),
+    ]
+    groups = seed_groups(runs)
+    assert [[r.run_id for r in g.runs] for g in groups] == [["b", "c"], ["a"]]  # the grid is the recipe
+    assert groups[0].seeds == "13 (x2)"  # one draw run twice, not two draws
 
 
 @pytest.mark.slow
@@ -182,5 +201,11 @@ def test_compare_by_seed_prints_one_row_per_recipe(store):
     rows = [line for line in result.output.splitlines() if line[:1].isdigit()]
     assert len(rows) == 2 * 3  # three recipes (two baselines, the rules), each in both tables
     assert not [row for row in rows if "±" in row]  # one run per recipe: no spread to give
-    assert "combined" in result.output.split("━")[0]  # the sort metric heads a column, named as in the leaderboard
-    assert "stance.design=crossed" in result.output
+    assert "search=" in result.output  # the two baselines differ in their search grid
+
+
+def test_compare_by_seed_refuses_plot_and_html(tmp_path):
+    args = ["experiments", "compare", "--seeds", "--plot", str(tmp_path / "p.png"), "--tracking-uri", "sqlite://"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "--seeds" in result.output.strip().splitlines()[-1]
+    assert not (tmp_path / "p.png").exists()
