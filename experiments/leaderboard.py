@@ -77,19 +77,21 @@ def key_params(runs: Sequence[RunSummary]) -> dict[str, str]:
     out = {}
     for run in runs:
         family = [effective[r.run_id] for r in runs if r.family == run.family]
-        keys = sorted({k for p in family for k in p})
-        varying = [k for k in keys if len({p.get(k) for p in family}) > 1]
-        out[run.run_id] = " ".join(f"{k}={effective[run.run_id].get(k, '-')}" for k in varying)
+        out[run.run_id] = _differing(effective[run.run_id], family)
     return out
+
+
+def _differing(params: dict[str, str], family: Sequence[dict[str, str]]) -> str:
+    """``k=v`` for the keys of ``params`` whose values differ somewhere in ``family`` (the
+    parameter dicts of its family, its own included)."""
+    keys = sorted({k for p in family for k in p})
+    varying = [k for k in keys if len({p.get(k) for p in family}) > 1]
+    return " ".join(f"{k}={params.get(k, '-')}" for k in varying)
 
 
 def rank_runs(runs: Sequence[RunSummary], metric: str = DEFAULT_METRIC, top: int | None = DEFAULT_TOP) -> Leaderboard:
     """Sort runs by ``metric``, highest first; runs without it go last (ties: older first)."""
-    if not runs:
-        raise RunsError("no finished runs to compare; train a model first (allystance train baseline)")
-    known = sorted({m for r in runs for m in r.metrics})
-    if metric not in known:
-        raise RunsError(f"no run has the metric {metric!r}; for example: {', '.join(_examples(known))}")
+    _check_metric(runs, metric)
     ordered = sorted(runs, key=lambda r: (metric not in r.metrics, -r.metrics.get(metric, 0.0), r.start_ms or 0))
     if top is not None:
         ordered = ordered[:top]
@@ -113,6 +115,15 @@ def rank_runs(runs: Sequence[RunSummary], metric: str = DEFAULT_METRIC, top: int
             row[name] = run.metrics.get(name)
         rows.append(row)
     return Leaderboard(metric, pd.DataFrame(rows), list(ordered))
+
+
+def _check_metric(runs: Sequence[RunSummary], metric: str) -> None:
+    """A one-line error when there are no runs or none of them has ``metric``."""
+    if not runs:
+        raise RunsError("no finished runs to compare; train a model first (allystance train baseline)")
+    known = sorted({m for r in runs for m in r.metrics})
+    if metric not in known:
+        raise RunsError(f"no run has the metric {metric!r}; for example: {', '.join(_examples(known))}")
 
 
 def _examples(known: Sequence[str]) -> list[str]:
@@ -248,11 +259,7 @@ def seed_groups(runs: Sequence[RunSummary], metric: str = DEFAULT_METRIC) -> lis
     """Runs grouped by family, dataset digest and recipe (``_recipe``), best mean ``metric``
     first (a group none of whose runs has it goes last). Families without a seed (rules,
     blends) give one group per distinct recipe."""
-    if not runs:
-        raise RunsError("no finished runs to compare; train a model first (allystance train baseline)")
-    known = sorted({m for r in runs for m in r.metrics})
-    if metric not in known:
-        raise RunsError(f"no run has the metric {metric!r}; for example: {', '.join(_examples(known))}")
+    _check_metric(runs, metric)
     grouped: dict[tuple, list[RunSummary]] = {}
     for run in sorted(runs, key=lambda r: r.start_ms or 0):
         key = (run.family, run.dataset_digest, tuple(sorted(_recipe(run).items())))
@@ -260,11 +267,13 @@ def seed_groups(runs: Sequence[RunSummary], metric: str = DEFAULT_METRIC) -> lis
     groups = []
     for (family, dataset, recipe), members in grouped.items():
         siblings = [dict(k[2]) for k in grouped if k[0] == family]
-        keys = sorted({k for p in siblings for k in p})
-        varying = [k for k in keys if len({p.get(k) for p in siblings}) > 1]
-        differing = " ".join(f"{k}={dict(recipe).get(k, '-')}" for k in varying)
-        groups.append(SeedGroup(family, dataset, differing, members))
-    return sorted(groups, key=lambda g: -(g.mean(metric) if g.mean(metric) is not None else -math.inf))
+        groups.append(SeedGroup(family, dataset, _differing(dict(recipe), siblings), members))
+
+    def best_first(group: SeedGroup) -> float:
+        mean = group.mean(metric)
+        return -math.inf if mean is None else mean
+
+    return sorted(groups, key=best_first, reverse=True)
 
 
 def _spread(group: SeedGroup, metric: str) -> str:
