@@ -21,29 +21,28 @@ from training.behaviour import BehaviourResult, load_suite, run_suite
 pytestmark = pytest.mark.slow
 
 # Failure rate per capability of the baseline trained in the test session (experiments/
-# baseline.yaml without its search, dataset v8, suite 772c14bc), rounded up to the next
+# baseline.yaml without its search, dataset v9, suite 772c14bc), rounded up to the next
 # hundredth: one more failing case breaks the build. Lower a ceiling when the baseline gets
-# better; raise one only with a reason in the commit message. Retrained on dataset v8 (558
-# paragraphs written as hard negatives for the blend's wrong stream labels), this baseline got
-# better on actions (2 of 21, was 3), reject_vs_echo (17 of 30, was 19), resume_vs_suspend
-# (9 of 28, was 10), swaps (1 of 20, was 2) and typos_casing (0 of 14, was 1), and worse on
-# hedges (11 of 20, was 10; hedged talk of postponing a drill is among the failures, read as
-# neutral where the suite expects against). The ceiling is raised to what
-# was measured. off_domain stays at 5 of 23 (NATO's 5% target, a city's cost-sharing deal for
-# a bridge, a US-Japan drill), although v8 writes such neighbours.
+# better; raise one only with a reason in the commit message. Retrained on dataset v9 (546
+# paragraphs written for the real-news topic errors the v8 blends share), this baseline got
+# better on actions (1 of 21, was 2), off_domain (3 of 23, was 5; NATO's 5% target and a
+# US-North Korea exchange of letters still fail) and resume_vs_suspend (8 of 28, was 9), and
+# worse by one case on hedges (12 of 20), routine_facts (4 of 18: a drill "held every year"
+# read as favor) and typos_casing (1 of 14). The three ceilings are raised to what was
+# measured: 4 cases better, 3 worse.
 CEILINGS = {
-    "actions": 0.10,  # 2 of 21 cases fail (v7: 3)
-    "attribution": 0.10,  # 2 of 20 (v7: 2)
-    "hedges": 0.55,  # 11 of 20 (v7: 10)
-    "negation": 0.19,  # 7 of 38 (v7: 7)
-    "off_domain": 0.22,  # 5 of 23 (v7: 5)
-    "reject_vs_echo": 0.57,  # 17 of 30 (v7: 19)
-    "resume_vs_suspend": 0.33,  # 9 of 28 (v7: 10)
-    "routine_facts": 0.17,  # 3 of 18 (v7: 3)
-    "state_media": 0.05,  # 1 of 20 (v7: 1)
-    "swaps": 0.05,  # 1 of 20 (v7: 2)
-    "two_sides": 0.72,  # 10 of 14 (v7: 10)
-    "typos_casing": 0.00,  # 0 of 14 (v7: 1)
+    "actions": 0.05,  # 1 of 21 cases fail (v8: 2)
+    "attribution": 0.10,  # 2 of 20 (v8: 2)
+    "hedges": 0.60,  # 12 of 20 (v8: 11)
+    "negation": 0.19,  # 7 of 38 (v8: 7)
+    "off_domain": 0.14,  # 3 of 23 (v8: 5)
+    "reject_vs_echo": 0.57,  # 17 of 30 (v8: 17)
+    "resume_vs_suspend": 0.29,  # 8 of 28 (v8: 9)
+    "routine_facts": 0.23,  # 4 of 18 (v8: 3)
+    "state_media": 0.05,  # 1 of 20 (v8: 1)
+    "swaps": 0.05,  # 1 of 20 (v8: 1)
+    "two_sides": 0.72,  # 10 of 14 (v8: 10)
+    "typos_casing": 0.08,  # 1 of 14 (v8: 0)
 }
 
 
