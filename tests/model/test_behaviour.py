@@ -25,11 +25,11 @@ pytestmark = pytest.mark.slow
 # hundredth: one more failing case breaks the build. Lower a ceiling when the baseline gets
 # better; raise one only with a reason in the commit message. Retrained on dataset v9 (546
 # paragraphs written for the real-news topic errors the v8 blends share), this baseline got
-# better on actions (1 of 21, was 2), off_domain (3 of 23, was 5; NATO's 5% target and a
-# US-North Korea exchange of letters still fail) and resume_vs_suspend (8 of 28, was 9), and
-# worse by one case on hedges (12 of 20), routine_facts (4 of 18: a drill "held every year"
-# read as favor) and typos_casing (1 of 14). The three ceilings are raised to what was
-# measured: 4 cases better, 3 worse.
+# better on actions (1 of 21, was 2), off_domain (3 of 23, was 5; NATO's 5% target, a city's
+# cost-sharing deal for a bridge and a US-North Korea exchange of letters still fail) and
+# resume_vs_suspend (8 of 28, was 9), and worse by one case on hedges (12 of 20),
+# routine_facts (4 of 18: a drill "held every year" read as favor) and typos_casing (1 of 14).
+# The three ceilings are raised to what was measured: 4 cases better, 3 worse.
 CEILINGS = {
     "actions": 0.05,  # 1 of 21 cases fail (v8: 2)
     "attribution": 0.10,  # 2 of 20 (v8: 2)
