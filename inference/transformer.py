@@ -107,10 +107,19 @@ class TopicStanceNet(nn.Module):
 
     def paragraph_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Topic logits (n x T) and, for the one-pass designs, stance logits (n x T x S)."""
+        topic, stance, _ = self.paragraph_outputs(batch)
+        return topic, stance
+
+    def paragraph_outputs(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``paragraph_logits`` and the vectors the heads read (n x F x H): the mean pooling,
+        then for ``attention`` each topic's pooling (F = 1 + T; F = 1 for the other designs)."""
         pooled, per_topic = self.forward(batch)
         stance_input = per_topic if self.design == "attention" else pooled
         stance = None if self.design == "pair" else self.stance_logits(stance_input)
-        return self.topic_logits(pooled), stance
+        features = pooled[:, None, :] if per_topic is None else torch.cat([pooled[:, None, :], per_topic], dim=1)
+        return self.topic_logits(pooled), stance, features
 
     def head_state(self) -> dict[str, torch.Tensor]:
         state = {
@@ -212,6 +221,18 @@ class TransformerTopicStance:
                     logits = self.net.stance_logits(self.net.encode(self.collate(items)))
                     stance_probs[rows[idx], topics[idx]] = torch.softmax(logits, -1).float().cpu().numpy()
         return topic_probs.astype(np.float64), stance_probs.astype(np.float64)
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """The vectors the heads read for each text (n x F x H, see ``paragraph_outputs``),
+        float16: a teacher's representation for a student to match in distillation."""
+        texts = list(texts)
+        width = 1 + self.net.n_topics if self.design == "attention" else 1
+        out = np.zeros((len(texts), width, self.net.encoder.config.hidden_size), dtype=np.float16)
+        self.net.eval()
+        with torch.inference_mode():
+            for idx, items in iterate_batches(self.tokenize(texts), self.batch_size):
+                out[idx] = self.net.paragraph_outputs(self.collate(items))[2].float().cpu().numpy()
+        return out
 
     # -- evidence (allystance predict --explain) ----------------------------------------
     def token_contributions(self, normalized: Sequence[str]) -> list[dict]:

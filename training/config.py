@@ -197,9 +197,16 @@ class DistillRecipe(TransformerRecipe):
     # Team-written unlabelled articles scored by the teacher and added to the training set:
     # "shipped" = labels/data/unlabelled.jsonl, or a file or folder of articles; null = none.
     unlabelled: str | None = "shipped"
+    # Also match the teacher's representation: the vectors its heads read (mean pooling, and
+    # each topic's pooling for the attention design), by cosine through a trained projection,
+    # at this weight beside the topic and stance losses. 0 = off (scores only). The teacher
+    # must then be a transformer-family model.
+    feature_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.feature_weight < 0:
+            raise RecipeError(f"feature_weight must be 0 or more, got {self.feature_weight}")
         if "pair" in self.designs:
             raise RecipeError("distillation needs one-pass stance designs (per_topic, attention); remove pair")
         if not 0.0 <= self.alpha <= 1.0:

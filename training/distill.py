@@ -14,6 +14,9 @@ texts. The student is the transformer family (MiniLM by default) fine-tuned exac
   The teacher's distributions are softened by ``temperature`` first (p ** (1 / T),
   renormalised: the softmax of its logits over T), which keeps the runner-up stances it
   sees, the "dark knowledge" a student learns most from.
+- features (``feature_weight`` above 0): the student's pooled vectors, projected to the
+  teacher's width, are pulled towards the teacher's (cosine) on every transfer paragraph,
+  so it learns how the teacher represents a paragraph as well as what it outputs.
 
 Why mix in gold at all: the teacher was trained on the same training paragraphs and is
 nearly certain on them; on those the gold labels and its scores mostly agree, and where
@@ -125,6 +128,33 @@ def teacher_scores(
     return scores, identity
 
 
+def teacher_features(
+    teacher: str, texts: Sequence[str], cache: Path | None = None, show_progress: bool = False
+) -> np.ndarray:
+    """The teacher's ``features`` of ``texts`` (n x F x H, float16), cached like its scores.
+    A one-line error for a teacher without an encoder of its own (a blend, the baseline)."""
+    folder = model_folder(teacher)
+    identity = folder_sha256(folder)
+    path = (cache or Path.cwd() / CACHE) / f"{identity[:16]}-{texts_sha256(texts)[:16]}-features.npy"
+    if path.is_file():
+        logger.info("teacher features from %s", path)
+        return np.load(path)
+    model = getattr(load_model(folder), "model", None)
+    if not hasattr(model, "features"):
+        raise TrainingError(f"{teacher}: feature_weight needs a transformer-family teacher; set feature_weight=0")
+    parts = []
+    with tqdm(total=len(texts), desc="teacher features", unit="para", disable=not show_progress) as bar:
+        for start in range(0, len(texts), SCORE_BATCH):
+            parts.append(model.features(texts[start : start + SCORE_BATCH]))
+            bar.update(len(parts[-1]))
+    features = np.concatenate(parts) if parts else np.zeros((0, 1, 1), dtype=np.float16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".partial.npy")
+    np.save(tmp, features)
+    tmp.replace(path)
+    return features
+
+
 def soften(distributions: np.ndarray, temperature: float) -> np.ndarray:
     """Distributions over the last axis at ``temperature``: p ** (1 / T), renormalised."""
     powered = np.power(np.clip(distributions, 1e-12, 1.0), 1.0 / temperature)
@@ -188,6 +218,11 @@ def train_distill(
         topics=topics,
         stances=np.concatenate([gold.stances, np.full((len(extra), n_topics), NO_STANCE, dtype=int)]),
     )
+    features = None
+    if recipe.feature_weight > 0:
+        features = np.concatenate(
+            [teacher_features(recipe.teacher, t, show_progress=show_progress) for t in (gold.texts, extra) if t]
+        )
     with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
         tracking.log_params(
             {
@@ -197,7 +232,15 @@ def train_distill(
             }
         )
         chosen, outcomes = fit_designs(
-            recipe, base_folder, train, splits.dev, schema, show_progress=show_progress, stance_targets=stance
+            recipe,
+            base_folder,
+            train,
+            splits.dev,
+            schema,
+            show_progress=show_progress,
+            stance_targets=stance,
+            feature_targets=features,
+            feature_weight=recipe.feature_weight,
         )
         return publish_designs(
             recipe, schema, splits, chosen, outcomes, promote, run.info.run_id, teacher=recipe.teacher

@@ -94,6 +94,8 @@ class _Examples:
     ``gold.topics`` may hold probabilities rather than 0/1 (a teacher's, in distillation), and
     ``stance_targets`` (n x T x S, one-pass designs only) replaces the hard stances with a
     distribution per (paragraph, topic); a row of zeros trains no stance for that pair.
+    ``feature_targets`` (n x F x H', a teacher's ``features``) are vectors for the student's
+    own (projected to H') to point the same way, paragraph by paragraph.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class _Examples:
         gold: Gold,
         weights: Sequence[float] | None = None,
         stance_targets: np.ndarray | None = None,
+        feature_targets: np.ndarray | None = None,
     ):
         self.paragraphs = model.tokenize(gold.texts)
         self.topics = torch.tensor(gold.topics, dtype=torch.float32)
@@ -116,6 +119,12 @@ class _Examples:
             if self.stance_targets.shape[:2] != self.topics.shape:
                 shape = tuple(self.stance_targets.shape)
                 raise ValueError(f"stance targets {shape} do not fit {len(gold.texts)} paragraphs")
+        self.feature_targets = None if feature_targets is None else torch.from_numpy(np.asarray(feature_targets))
+        if self.feature_targets is not None:
+            if model.design == "pair":
+                raise ValueError("feature targets need a one-pass design (per_topic or attention), not pair")
+            if len(self.feature_targets) != len(gold.texts):
+                raise ValueError(f"{len(self.feature_targets)} feature targets for {len(gold.texts)} paragraphs")
         self.pairs: list[dict[str, list[int]]] = []
         self.pair_labels = torch.zeros(0, dtype=torch.long)
         self.pair_rows = np.zeros(0, dtype=int)
@@ -140,8 +149,14 @@ def _backward(
     stance_loss: torch.nn.Module,
     stance_weight: float,
     device: torch.device,
+    projection: torch.nn.Linear | None = None,
+    feature_weight: float = 0.0,
 ) -> float:
     """Forward and backward for one batch of paragraphs; returns the loss.
+
+    With ``examples.feature_targets`` and a ``projection`` (student width to the targets'),
+    ``feature_weight`` x the mean cosine distance between the projected features and the
+    targets is added (``feature_loss``).
 
     The pair design runs its two passes (paragraphs for topics, pairs for stance) with a
     backward after each: the gradients are the same as for the summed loss, and only one
@@ -151,7 +166,9 @@ def _backward(
     weights = None if examples.weights is None else examples.weights[idx].to(device)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     with autocast:
-        topic_logits, stance_logits = net.paragraph_logits(model.collate([examples.paragraphs[i] for i in idx]))
+        topic_logits, stance_logits, features = net.paragraph_outputs(
+            model.collate([examples.paragraphs[i] for i in idx])
+        )
         topic_targets = examples.topics[idx].to(device)
         if weights is None:
             loss = topic_loss(topic_logits.float(), topic_targets)
@@ -174,6 +191,9 @@ def _backward(
                     loss = loss + stance_weight * _weighted_stance_loss(
                         stance_loss, logits, targets.reshape(-1), row_weights
                     )
+        if projection is not None and examples.feature_targets is not None and feature_weight > 0:
+            targets = examples.feature_targets[idx].to(device)
+            loss = loss + feature_weight * feature_loss(projection(features.float()), targets.float())
     loss.backward()
     total = float(loss.detach())
     pair_idx = [k for i in idx for k in examples.pairs_of[i]]
@@ -236,6 +256,15 @@ def soft_stance_loss(
     return per_row.sum() / norm.sum()
 
 
+def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean cosine distance (1 - cos) between a student's projected features (n x F x H) and a
+    teacher's (n x F' x H), over the vectors both have: the mean pooling, and each topic's
+    pooling when both read per-topic poolings (``attention``). 0 when they point the same way."""
+    width = min(student.shape[1], teacher.shape[1])
+    cosine = torch.nn.functional.cosine_similarity(student[:, :width], teacher[:, :width], dim=-1)
+    return (1.0 - cosine).mean()
+
+
 def freeze_lower_layers(encoder: torch.nn.Module, train_layers: int) -> int:
     """Leave only the top ``train_layers`` transformer layers of ``encoder`` trainable.
 
@@ -288,11 +317,15 @@ def fine_tune(
     show_progress: bool = False,
     weights: Sequence[float] | None = None,
     stance_targets: np.ndarray | None = None,
+    feature_targets: np.ndarray | None = None,
+    feature_weight: float = 0.0,
 ) -> FitOutcome:
     """Fine-tune one stance design; log the loss curve and per-epoch dev scores to the active run.
 
     ``weights``: one per training paragraph (None = 1 each, the plain loss); ``stance_targets``:
-    stance distributions in place of the hard stances (see ``_Examples``).
+    stance distributions in place of the hard stances; ``feature_targets``: a teacher's
+    features to match with weight ``feature_weight`` through a linear projection that is
+    trained alongside and dropped afterwards (see ``_Examples`` and ``_backward``).
     """
     start = time.perf_counter()
     set_seed(recipe.seed)
@@ -311,7 +344,7 @@ def fine_tune(
     if recipe.train_layers is not None:  # any encoder trains whole; only a partial fine-tune needs encoder.layer
         tracking.log_params({"trained_layers": freeze_lower_layers(model.net.encoder, recipe.train_layers)})
     model.net.to(device)
-    examples = _Examples(model, train, weights, stance_targets)
+    examples = _Examples(model, train, weights, stance_targets, feature_targets)
     n_classes = len(schema.stance_values)
     balanced = recipe.class_weight == "balanced"
     topic_loss = torch.nn.BCEWithLogitsLoss(
@@ -330,6 +363,13 @@ def fine_tune(
     if recipe.max_steps is not None:
         total = min(total, recipe.max_steps)
     optimizer = _optimizer(model, recipe)
+    projection = None
+    if examples.feature_targets is not None and feature_weight > 0:
+        projection = torch.nn.Linear(model.net.encoder.config.hidden_size, examples.feature_targets.shape[-1])
+        projection.to(device)
+        optimizer.add_param_group(
+            {"params": list(projection.parameters()), "lr": recipe.head_lr, "weight_decay": recipe.weight_decay}
+        )
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup_ratio * total), total)
@@ -344,7 +384,17 @@ def fine_tune(
             if step >= total:
                 break
             optimizer.zero_grad(set_to_none=True)
-            value = _backward(model, examples, idx, topic_loss, stance_loss, recipe.stance_loss_weight, device)
+            value = _backward(
+                model,
+                examples,
+                idx,
+                topic_loss,
+                stance_loss,
+                recipe.stance_loss_weight,
+                device,
+                projection,
+                feature_weight,
+            )
             torch.nn.utils.clip_grad_norm_([p for p in model.net.parameters() if p.requires_grad], recipe.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -387,6 +437,8 @@ def fit_designs(
     weights: Sequence[float] | None = None,
     show_progress: bool = False,
     stance_targets: np.ndarray | None = None,
+    feature_targets: np.ndarray | None = None,
+    feature_weight: float = 0.0,
 ) -> tuple[FitOutcome, list[FitOutcome]]:
     """Fine-tune every stance design of the recipe, each a nested run of the active run; the
     best by ``select_metric`` on dev (its model kept, the others' freed), and all outcomes."""
@@ -394,7 +446,17 @@ def fit_designs(
     for design in recipe.designs:
         with tracking.nested_run(f"stance design {design}", {"design": design}, recipe.family):
             outcome = fine_tune(
-                recipe, design, base_folder, train, dev_records, schema, show_progress, weights, stance_targets
+                recipe,
+                design,
+                base_folder,
+                train,
+                dev_records,
+                schema,
+                show_progress,
+                weights,
+                stance_targets,
+                feature_targets,
+                feature_weight,
             )
             tracking.log_metrics(
                 {

@@ -103,3 +103,35 @@ def test_distill_without_a_teacher_says_how_to_give_one(small_dataset, tracking_
     )
     assert result.exit_code != 0 and "give a teacher model" in result.output
     assert "Traceback" not in result.output
+
+
+def test_distill_with_feature_matching_caches_the_teachers_features_and_trains_the_student(
+    trained_transformer, small_dataset, tiny_base_model, tracking_uri, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    unlabelled = write_jsonl(tmp_path / "unlabelled.jsonl", UNLABELLED)
+    teacher = f"models:/{REGISTERED_MODEL}/{trained_transformer.model_version}"
+    result = _distill(teacher, small_dataset, tiny_base_model, tracking_uri, unlabelled, "feature_weight=1.0")
+    assert result.exit_code == 0, result.output
+    cached = sorted((tmp_path / ".allystance" / "distill").glob("*-features.npy"))
+    assert len(cached) == 2  # training split, unlabelled
+    train_paragraphs = sum(r["split"] == "train" for r in read_records(small_dataset))
+    features = np.load(next(p for p in cached if np.load(p).shape[0] == train_paragraphs))
+    assert features.dtype == np.float16 and features.shape[2] == 32  # the tiny BERT's width
+    use_store(tracking_uri)
+    version = MlflowClient().get_model_version(
+        REGISTERED_MODEL, re.search(r"allystance version (\d+)", result.output)[1]
+    )
+    run = MlflowClient().get_run(version.run_id)
+    assert run.data.params["feature_weight"] == "1.0"
+    assert all(np.isfinite(v) for k, v in run.data.metrics.items() if k.startswith("train_loss"))
+
+
+def test_feature_matching_refuses_a_teacher_without_an_encoder(
+    trained_baseline, small_dataset, tiny_base_model, tracking_uri, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    teacher = f"models:/{REGISTERED_MODEL}/{trained_baseline.model_version}"
+    result = _distill(teacher, small_dataset, tiny_base_model, tracking_uri, "null", "feature_weight=1.0")
+    assert result.exit_code != 0
+    assert "needs a transformer-family teacher" in result.output and "Traceback" not in result.output

