@@ -107,8 +107,13 @@ class TopicStanceNet(nn.Module):
 
     def paragraph_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Topic logits (n x T) and, for the one-pass designs, stance logits (n x T x S)."""
-        topic, stance, _ = self.paragraph_outputs(batch)
-        return topic, stance
+        pooled, per_topic = self.forward(batch)
+        return self._heads(pooled, per_topic)
+
+    def _heads(self, pooled: torch.Tensor, per_topic: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        stance_input = per_topic if self.design == "attention" else pooled
+        stance = None if self.design == "pair" else self.stance_logits(stance_input)
+        return self.topic_logits(pooled), stance
 
     def paragraph_outputs(
         self, batch: dict[str, torch.Tensor]
@@ -116,10 +121,8 @@ class TopicStanceNet(nn.Module):
         """``paragraph_logits`` and the vectors the heads read (n x F x H): the mean pooling,
         then for ``attention`` each topic's pooling (F = 1 + T; F = 1 for the other designs)."""
         pooled, per_topic = self.forward(batch)
-        stance_input = per_topic if self.design == "attention" else pooled
-        stance = None if self.design == "pair" else self.stance_logits(stance_input)
         features = pooled[:, None, :] if per_topic is None else torch.cat([pooled[:, None, :], per_topic], dim=1)
-        return self.topic_logits(pooled), stance, features
+        return *self._heads(pooled, per_topic), features
 
     def head_state(self) -> dict[str, torch.Tensor]:
         state = {

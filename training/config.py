@@ -205,7 +205,7 @@ class DistillRecipe(TransformerRecipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.feature_weight < 0:
+        if not self.feature_weight >= 0:  # also refuses nan
             raise RecipeError(f"feature_weight must be 0 or more, got {self.feature_weight}")
         if "pair" in self.designs:
             raise RecipeError("distillation needs one-pass stance designs (per_topic, attention); remove pair")

@@ -368,8 +368,12 @@ def fine_tune(
         projection = torch.nn.Linear(model.net.encoder.config.hidden_size, examples.feature_targets.shape[-1])
         projection.to(device)
         optimizer.add_param_group(
-            {"params": list(projection.parameters()), "lr": recipe.head_lr, "weight_decay": recipe.weight_decay}
+            {"params": [projection.weight], "lr": recipe.head_lr, "weight_decay": recipe.weight_decay}
         )
+        optimizer.add_param_group({"params": [projection.bias], "lr": recipe.head_lr, "weight_decay": 0.0})
+    trained = [p for p in model.net.parameters() if p.requires_grad]
+    if projection is not None:
+        trained += list(projection.parameters())
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup_ratio * total), total)
@@ -395,7 +399,7 @@ def fine_tune(
                 projection,
                 feature_weight,
             )
-            torch.nn.utils.clip_grad_norm_([p for p in model.net.parameters() if p.requires_grad], recipe.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(trained, recipe.max_grad_norm)
             optimizer.step()
             scheduler.step()
             step += 1
