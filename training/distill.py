@@ -94,14 +94,19 @@ def texts_sha256(texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def _cache_entry(teacher: str, texts: Sequence[str], cache: Path | None, suffix: str) -> tuple[Path, str, Path]:
+    """The teacher's folder, its content hash, and the cache file for what it computes on ``texts``."""
+    folder = Path(model_folder(teacher))
+    identity = folder_sha256(folder)
+    return folder, identity, (cache or Path.cwd() / CACHE) / f"{identity[:16]}-{texts_sha256(texts)[:16]}{suffix}"
+
+
 def teacher_scores(
     teacher: str, texts: Sequence[str], schema: LabelSchema, cache: Path | None = None, show_progress: bool = False
 ) -> tuple[TeacherScores, str]:
     """The teacher's scores of ``texts`` (from the cache when this teacher scored these texts
     before) and the teacher's content hash."""
-    folder = model_folder(teacher)
-    identity = folder_sha256(folder)
-    path = (cache or Path.cwd() / CACHE) / f"{identity[:16]}-{texts_sha256(texts)[:16]}.npz"
+    folder, identity, path = _cache_entry(teacher, texts, cache, ".npz")
     if path.is_file():
         with np.load(path) as saved:
             logger.info("teacher scores from %s", path)
@@ -133,9 +138,7 @@ def teacher_features(
 ) -> np.ndarray:
     """The teacher's ``features`` of ``texts`` (n x F x H, float16), cached like its scores.
     A one-line error for a teacher without an encoder of its own (a blend, the baseline)."""
-    folder = model_folder(teacher)
-    identity = folder_sha256(folder)
-    path = (cache or Path.cwd() / CACHE) / f"{identity[:16]}-{texts_sha256(texts)[:16]}-features.npy"
+    folder, _, path = _cache_entry(teacher, texts, cache, "-features.npy")
     if path.is_file():
         logger.info("teacher features from %s", path)
         return np.load(path)

@@ -166,9 +166,11 @@ def _backward(
     weights = None if examples.weights is None else examples.weights[idx].to(device)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     with autocast:
-        topic_logits, stance_logits, features = net.paragraph_outputs(
-            model.collate([examples.paragraphs[i] for i in idx])
-        )
+        batch = model.collate([examples.paragraphs[i] for i in idx])
+        if projection is None:  # the feature stack is built only when something reads it
+            topic_logits, stance_logits = net.paragraph_logits(batch)
+        else:
+            topic_logits, stance_logits, features = net.paragraph_outputs(batch)
         topic_targets = examples.topics[idx].to(device)
         if weights is None:
             loss = topic_loss(topic_logits.float(), topic_targets)
@@ -191,7 +193,7 @@ def _backward(
                     loss = loss + stance_weight * _weighted_stance_loss(
                         stance_loss, logits, targets.reshape(-1), row_weights
                     )
-        if projection is not None and examples.feature_targets is not None and feature_weight > 0:
+        if projection is not None:  # fine_tune makes one only for feature targets and a weight above 0
             targets = examples.feature_targets[idx].to(device)
             loss = loss + feature_weight * feature_loss(projection(features.float()), targets.float())
     loss.backward()
