@@ -199,9 +199,9 @@ class DistillRecipe(TransformerRecipe):
     unlabelled: str | None = "shipped"
     # Also match the teacher's representation: the vectors its heads read (mean pooling, and
     # each topic's pooling for the attention design), by cosine through a trained projection,
-    # at this weight beside the topic and stance losses. 0 = off (scores only). The teacher
-    # must then be a transformer-family model.
-    feature_weight: float = 0.0
+    # at this weight beside the topic and stance losses. 0 = off (scores only), for a teacher
+    # without an encoder (the baseline, a blend). 1 is the measured default (docs/models/distill.md).
+    feature_weight: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()

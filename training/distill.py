@@ -38,8 +38,9 @@ from tqdm.auto import tqdm
 from inference.encoder import folder_sha256, resolve_base_model
 from inference.ingest.pipeline import iter_segmented
 from inference.ingest.records import SkippedInput
-from inference.model_io import load_model, model_folder
+from inference.model_io import load_model, model_folder, read_meta
 from inference.store import use_store
+from inference.transformer import WEIGHTS as TRANSFORMER_WEIGHTS
 from labels import NO_STANCE, LabelSchema, load_schema
 from labels.records import UNLABELLED_FILE
 from training import tracking
@@ -133,6 +134,14 @@ def teacher_scores(
     return scores, identity
 
 
+def check_feature_teacher(teacher: str, folder: Path) -> None:
+    """A one-line error unless the teacher (saved in ``folder``) has an encoder whose pooled
+    vectors a student can match: a transformer or a distilled student, not the baseline,
+    embed or a blend."""
+    if read_meta(folder).weights != TRANSFORMER_WEIGHTS:
+        raise TrainingError(f"{teacher}: feature_weight needs a transformer-family teacher; set feature_weight=0")
+
+
 def teacher_features(
     teacher: str, texts: Sequence[str], cache: Path | None = None, show_progress: bool = False
 ) -> np.ndarray:
@@ -142,9 +151,8 @@ def teacher_features(
     if path.is_file():
         logger.info("teacher features from %s", path)
         return np.load(path)
-    model = getattr(load_model(folder), "model", None)
-    if not hasattr(model, "features"):
-        raise TrainingError(f"{teacher}: feature_weight needs a transformer-family teacher; set feature_weight=0")
+    check_feature_teacher(teacher, folder)
+    model = load_model(folder).model
     parts = []
     with tqdm(total=len(texts), desc="teacher features", unit="para", disable=not show_progress) as bar:
         for start in range(0, len(texts), SCORE_BATCH):
@@ -205,6 +213,8 @@ def train_distill(
     use_store(tracking_uri)  # a models:/ teacher is read from the store the run goes to
     digest = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source).digest
     check_trained_on(recipe.teacher, digest, use="distil from a teacher")  # else it may have seen dev and test
+    if recipe.feature_weight > 0:
+        check_feature_teacher(recipe.teacher, model_folder(recipe.teacher))  # before the (long) scoring, not after it
     # Two cached scorings, so that new unlabelled articles do not rescore the training split.
     labelled, identity = teacher_scores(recipe.teacher, gold.texts, schema, show_progress=show_progress)
     unlabelled, _ = teacher_scores(recipe.teacher, extra, schema, show_progress=show_progress)

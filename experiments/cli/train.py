@@ -170,8 +170,10 @@ def distill(
 
     The teacher scores the training paragraphs and the team's unlabelled articles once
     (cached in .allystance/distill/); the student trains on its scores mixed with the gold
-    labels, then is evaluated and registered like any model. The teacher must have been
-    trained on the same dataset file (checked), or it may have seen the dev and test splits.
+    labels and learns to match its pooled vectors (feature_weight, 1 by default; the teacher
+    must then be a transformer, so give a baseline or blend teacher --set feature_weight=0),
+    then is evaluated and registered like any model. The teacher must have been trained on
+    the same dataset file (checked), or it may have seen the dev and test splits.
 
     Examples:
 
@@ -180,6 +182,8 @@ def distill(
         allystance train distill models:/allystance/3 --promote
 
         allystance train distill models:/allystance/3 --set alpha=0.7 --set unlabelled=null
+
+        allystance train distill models:/allystance@champion --set feature_weight=0
     """
     from training.config import DistillRecipe, load_recipe
     from training.distill import train_distill

