@@ -213,11 +213,13 @@ def train_distill(
     use_store(tracking_uri)  # a models:/ teacher is read from the store the run goes to
     digest = tracking.dataset_input(splits.train + splits.dev + splits.test, splits.source).digest
     check_trained_on(recipe.teacher, digest, use="distil from a teacher")  # else it may have seen dev and test
+    # Fetched from the store once; every teacher call below reads this folder.
+    teacher = str(model_folder(recipe.teacher))
     if recipe.feature_weight > 0:
-        check_feature_teacher(recipe.teacher, model_folder(recipe.teacher))  # before the (long) scoring, not after it
+        check_feature_teacher(recipe.teacher, Path(teacher))  # before the (long) scoring, not after it
     # Two cached scorings, so that new unlabelled articles do not rescore the training split.
-    labelled, identity = teacher_scores(recipe.teacher, gold.texts, schema, show_progress=show_progress)
-    unlabelled, _ = teacher_scores(recipe.teacher, extra, schema, show_progress=show_progress)
+    labelled, identity = teacher_scores(teacher, gold.texts, schema, show_progress=show_progress)
+    unlabelled, _ = teacher_scores(teacher, extra, schema, show_progress=show_progress)
     scores = TeacherScores(
         np.concatenate([labelled.topics, unlabelled.topics]),
         np.concatenate([labelled.stance, unlabelled.stance]),
@@ -234,7 +236,7 @@ def train_distill(
     features = None
     if recipe.feature_weight > 0:
         features = np.concatenate(
-            [teacher_features(recipe.teacher, t, show_progress=show_progress) for t in (gold.texts, extra) if t]
+            [teacher_features(teacher, t, show_progress=show_progress) for t in (gold.texts, extra) if t]
         )
     with tracked_family_run(recipe, schema, splits, tracking_uri) as run:
         tracking.log_params(
