@@ -1,6 +1,7 @@
 """Training the blend family: score dev with every member, choose the members' weights on
 dev (topic weights by topic micro-F1 with thresholds re-tuned at each point, stance weights
-by stance macro-F1), then evaluate, log and register the blend like any family.
+by stance macro-F1), or give every member the same weight (the mean of several seeds), then
+evaluate, log and register the blend like any family.
 
 Members are trained models given by URI. They must have been trained on exactly the data
 the blend is tuned and tested on (the dataset digest of their MLflow runs is checked), or
@@ -92,12 +93,9 @@ def choose_weights(
     n = len(scores)
     rows, best_topic, best_stance = [], None, None
     for point in grid:
-        topics, stance = combine(scores, point, point)
-        thresholds = tune_thresholds(dev.topics, topics, tolerance=tolerance)
-        predicted = (topics >= np.asarray(thresholds)).astype(int)
-        topic_f1 = topic_metrics(dev.topics, predicted, schema)["topic_micro_f1"]
-        stance_f1 = stance_metrics(dev.stances, stance.argmax(-1), predicted, schema).get("stance_macro_f1", 0.0)
-        rows.append({"weights": list(point), "dev_topic_micro_f1": topic_f1, "dev_stance_macro_f1": stance_f1})
+        thresholds, row = score_point(scores, point, dev, schema, tolerance)
+        rows.append(row)
+        topic_f1, stance_f1 = row["dev_topic_micro_f1"], row["dev_stance_macro_f1"]
         spread = round(float(np.abs(np.asarray(point) - 1 / n).sum()), 6)  # rounded: equal spreads compare equal
         if best_topic is None or (topic_f1, -spread) > best_topic[0]:
             best_topic = ((topic_f1, -spread), point, thresholds)
@@ -105,6 +103,33 @@ def choose_weights(
             best_stance = ((stance_f1, -spread), point)
     assert best_topic is not None and best_stance is not None
     return best_topic[1], best_topic[2], best_stance[1], rows
+
+
+def score_point(
+    scores: Sequence[tuple[np.ndarray, np.ndarray]],
+    point: Sequence[float],
+    dev: Gold,
+    schema: LabelSchema,
+    tolerance: float,
+) -> tuple[list[float], dict]:
+    """The topic thresholds tuned on dev for one weight set (topics and stance weighted alike),
+    and its dev row: the weights, topic micro-F1 and stance macro-F1."""
+    topics, stance = combine(scores, point, point)
+    thresholds = tune_thresholds(dev.topics, topics, tolerance=tolerance)
+    predicted = (topics >= np.asarray(thresholds)).astype(int)
+    topic_f1 = topic_metrics(dev.topics, predicted, schema)["topic_micro_f1"]
+    stance_f1 = stance_metrics(dev.stances, stance.argmax(-1), predicted, schema).get("stance_macro_f1", 0.0)
+    return thresholds, {"weights": list(point), "dev_topic_micro_f1": topic_f1, "dev_stance_macro_f1": stance_f1}
+
+
+def equal_weights(
+    scores: Sequence[tuple[np.ndarray, np.ndarray]], dev: Gold, schema: LabelSchema, tolerance: float = 0.0
+) -> tuple[tuple[float, ...], list[float], tuple[float, ...], list[dict]]:
+    """``choose_weights``'s answer when every member weighs 1/n (recipe ``weights: equal``):
+    nothing is searched, only the thresholds are tuned on dev."""
+    point = tuple(round(1 / len(scores), 6) for _ in scores)
+    thresholds, row = score_point(scores, point, dev, schema, tolerance)
+    return point, thresholds, point, [row]
 
 
 def unused_members(topic_weights: Sequence[float], stance_weights: Sequence[float]) -> list[int]:
@@ -123,7 +148,7 @@ def train_blend(
     """Load the members, choose their weights on dev, evaluate, log and register the blend."""
     if len(recipe.members) < 2:
         raise TrainingError("a blend needs two or more members, e.g. models:/allystance/1 models:/allystance/2")
-    points = len(weight_grid(len(recipe.members), recipe.weight_step))
+    points = len(weight_grid(len(recipe.members), recipe.weight_step)) if recipe.weights == "search" else 1
     if points > MAX_GRID_POINTS:
         raise TrainingError(
             f"{len(recipe.members)} members at weight_step {recipe.weight_step} make {points} weight sets to try; "
@@ -141,9 +166,14 @@ def train_blend(
 
         progress("scoring dev with every member")
         scores = [m.score(dev.texts) for m in members]
-        topic_weights, thresholds, stance_weights, rows = choose_weights(
-            scores, dev, schema, recipe.weight_step, recipe.threshold_tolerance
-        )
+        if recipe.weights == "equal":
+            topic_weights, thresholds, stance_weights, rows = equal_weights(
+                scores, dev, schema, recipe.threshold_tolerance
+            )
+        else:
+            topic_weights, thresholds, stance_weights, rows = choose_weights(
+                scores, dev, schema, recipe.weight_step, recipe.threshold_tolerance
+            )
         chosen = {
             "chosen.topic_weights": list(topic_weights),
             "chosen.stance_weights": list(stance_weights),

@@ -110,6 +110,7 @@ def _check_search(recipe: Any) -> None:
 
 
 DEVICES = ("auto", "cpu", "cuda")
+BLEND_WEIGHTS = ("search", "equal")  # BlendRecipe.weights
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,9 @@ class BlendRecipe:
     data: str | None = None
     members: list[str] = field(default_factory=list)  # model URIs or folders, two or more
     weight_step: float = 0.1  # grid of member weights searched on dev
+    # search: the weights chosen on dev on the weight_step grid; equal: every member 1/n, no
+    # search (the mean of several seeds of one recipe, to use as one member of another blend).
+    weights: str = "search"
     # The champion is chosen by selection_score: team-dev combined F1, averaged with the
     # real-news dev combined F1 when the real-news folder is present (training.realnews).
     promote_metric: str = "selection_score"
@@ -276,6 +280,8 @@ class BlendRecipe:
             grid_units(self.weight_step)
         except ValueError as exc:
             raise RecipeError(str(exc)) from None
+        if self.weights not in BLEND_WEIGHTS:
+            raise RecipeError(f"weights must be one of {', '.join(BLEND_WEIGHTS)}, got {self.weights!r}")
         _check_threshold_tolerance(self)
         _check_stream_precision(self)
 

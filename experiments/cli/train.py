@@ -244,6 +244,10 @@ def blend(
         allystance train blend models:/allystance/1 models:/allystance/2 --promote
 
         allystance train blend models:/allystance/1 models:/allystance/2 models:/allystance/4 --set weight_step=0.25
+
+    Several seeds of one recipe averaged, to use as one member of another blend:
+
+        allystance train blend models:/allystance/5 models:/allystance/6 models:/allystance/7 --set weights=equal
     """
     from training.blend import train_blend
     from training.config import BlendRecipe, load_recipe
@@ -267,7 +271,8 @@ def blend(
             )
         )
     )
-    print_tables([Table("Member weights (chosen on dev)", ("member", "model", "topic weight", "stance weight"), rows)])
+    how = "equal, as the recipe asks" if config.weights == "equal" else "chosen on dev"
+    print_tables([Table(f"Member weights ({how})", ("member", "model", "topic weight", "stance weight"), rows)])
     if chosen.get("chosen.dropped_members"):
         console.print(f"left out of the saved blend (weight 0): {', '.join(chosen['chosen.dropped_members'])}")
     report(result, time.perf_counter() - start)

@@ -128,3 +128,24 @@ def test_a_member_given_no_weight_is_left_out_of_the_saved_blend(
     version = max(int(v.version) for v in MlflowClient().search_model_versions(f"name='{REGISTERED_MODEL}'"))
     saved = load_predictor(f"models:/{REGISTERED_MODEL}/{version}")
     assert len(saved.model.members) == 2 and saved.model.topic_weights == [0.5, 0.5]
+
+
+def test_equal_weights_average_seeds_into_one_member_of_another_blend(
+    small_dataset, tracking_uri, trained_baseline, trained_transformer
+):
+    use_store(tracking_uri)
+    texts = [r["text"] for r in read_records(small_dataset)][:20]
+    seeds = [_uri(trained_transformer), _uri(trained_baseline), _uri(trained_transformer)]
+    mean = train_blend(
+        build(BlendRecipe, {"data": str(small_dataset), "members": seeds, "weights": "equal"}), tracking_uri
+    )
+    assert mean.chosen["chosen.topic_weights"] == mean.chosen["chosen.stance_weights"] == [0.333333] * 3
+    transformer, baseline = load_predictor(seeds[0]).score(texts), load_predictor(seeds[1]).score(texts)
+    for got, t, b in zip(mean.predictor.score(texts), transformer, baseline, strict=True):
+        np.testing.assert_allclose(got, (2 * t + b) / 3, atol=1e-5)
+    outer_members = [_uri(trained_baseline), _uri(mean)]
+    recipe = build(BlendRecipe, {"data": str(small_dataset), "members": outer_members, "weight_step": 0.5})
+    outer = train_blend(recipe, tracking_uri)
+    loaded = load_predictor(_uri(outer))
+    assert [m.meta.family for m in loaded.model.members] == ["baseline", "blend"]
+    np.testing.assert_allclose(loaded.score(texts)[0], outer.predictor.score(texts)[0], atol=1e-6)

@@ -25,6 +25,10 @@ def test_shipped_recipes_load():
     assert load_recipe("experiments/rules.yaml", RulesRecipe).family == "rules"
     blend = load_recipe("experiments/blend.yaml", BlendRecipe, ["members=[models:/allystance/1, runs:/abc/model]"])
     assert blend.members == ["models:/allystance/1", "runs:/abc/model"] and blend.weight_step == 0.1
+    assert blend.weights == "search"
+    assert load_recipe("experiments/blend.yaml", BlendRecipe, ["weights=equal"]).weights == "equal"
+    with pytest.raises(RecipeError, match="weights must be one of search, equal, got 'mean'"):
+        load_recipe("experiments/blend.yaml", BlendRecipe, ["weights=mean"])
 
 
 def test_overrides_are_typed_and_validated():
